@@ -1,0 +1,184 @@
+"""Command line: ``python -m engine train|list|bench|lesson ...`` — the same code path as the UI.
+
+Examples::
+
+    python -m engine train --set method.name=supcon --set train.max_seconds=60
+    python -m engine train --config assets/runs/simclr_shapes.yaml --runs-dir runs
+    python -m engine list methods
+    python -m engine bench --set model.backbone=resnet18_cifar --set train.batch_size=512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values: JSON when it parses (numbers, true/false, lists), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def load_config(path: str | None, sets: list[str]) -> RunConfig:
+    """A RunConfig from an optional YAML/JSON file and ``KEY=VALUE`` overrides."""
+    cfg = RunConfig()
+    if path:
+        text = Path(path).read_text()
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+        cfg = RunConfig.from_dict(data)
+    overrides = {}
+    for item in sets:
+        if "=" not in item:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = parse_value(value.strip())
+    return cfg.with_overrides(overrides) if overrides else cfg
+
+
+def _names(kind: str) -> list[str]:
+    if kind == "datasets":
+        from engine.data import DATASETS
+
+        return DATASETS.names()
+    if kind == "backbones":
+        from engine.models import BACKBONES
+
+        return BACKBONES.names()
+    if kind == "methods":
+        from engine.methods import METHODS
+
+        return METHODS.names()
+    if kind == "presets":
+        from engine.augment import list_presets
+
+        return list_presets()
+    if kind == "lessons":
+        from engine.lessons import list_lessons
+
+        return list_lessons()
+    raise ValueError(f"unknown list {kind!r}")
+
+
+class _Progress:
+    """A tqdm bar over steps, with the latest loss and kNN accuracy."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.knn: float | None = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        kind = event["type"]
+        if kind == "start":
+            print(f"device {event['device']} ({event['precision']}), "
+                  f"{event['parameters']:,} parameters, "
+                  f"{event['dataset']['train']} train / {event['dataset']['test']} test images",
+                  file=sys.stderr)
+            self.bar = tqdm(total=event["total_steps"] or None, unit="step", file=sys.stderr)
+        elif kind == "step" and self.bar is not None:
+            self.bar.update(event["step"] - self.bar.n)
+            post = {"loss": f"{event['loss']:.4f}", "img/s": f"{event['images_per_s']:.0f}"}
+            if self.knn is not None:
+                post["knn"] = f"{self.knn:.3f}"
+            self.bar.set_postfix(post)
+        elif kind == "eval":
+            self.knn = event.get("knn_top1")
+        elif kind in ("finished", "failed") and self.bar is not None:
+            self.bar.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.train.runner import run_foreground
+    from engine.train.store import RunStore
+
+    cfg = load_config(args.config, args.set)
+    store = RunStore(args.runs_dir)
+    run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet))
+    summary = run.summary()
+    print(json.dumps({"run": str(run.path), **{k: v for k, v in summary.items()
+                                                 if k not in ("dataset", "traceback")}},
+                     indent=2, sort_keys=True))
+    if last.get("type") == "failed":
+        print(f"run failed: {last['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for name in _names(args.kind):
+        print(name)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench import bench
+
+    cfg = load_config(args.config, args.set)
+    print(json.dumps(bench(cfg, steps=args.steps, warmup=args.warmup), sort_keys=True))
+    return 0
+
+
+def cmd_lesson(args: argparse.Namespace) -> int:
+    from engine.lessons import run_lesson_cli
+
+    return run_lesson_cli(args.name, args.runs_dir, quiet=args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="a YAML or JSON run configuration")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting, e.g. train.epochs=5 (repeatable)")
+
+    p = sub.add_parser("train", help="train a run in the foreground")
+    common(p)
+    p.add_argument("--runs-dir", default=None, help="where run directories go (default ./runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("list", help="registered names, one a line")
+    p.add_argument("kind", choices=["datasets", "backbones", "methods", "presets", "lessons"])
+    p.set_defaults(fn=cmd_list)
+
+    p = sub.add_parser("bench", help="time training steps; prints one JSON object")
+    common(p)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("lesson", help="run a collapse-lab lesson headless and check it")
+    p.add_argument("name")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_lesson)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,41 @@
+"""Choosing the training device and precision."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` takes CUDA, then Apple's MPS, then the CPU. A named device that is missing
+    raises ``ValueError``."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA GPU is visible; use auto or cpu")
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError("train.device=mps but Apple's MPS is not available; use auto or cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """bf16 autocast on CUDA by default; fp32 (None) elsewhere unless bf16 is asked for."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def configure_cpu_threads() -> None:
+    """Use every core for intra-op work (torch's default can be lower in some containers)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if n and torch.get_num_threads() != n:
+        torch.set_num_threads(n)

@@ -1,0 +1,101 @@
+"""Embedding matrices in, checked float32 numpy out: the one entrance to every eval function.
+
+Every public function of ``engine.eval`` accepts numpy arrays or torch tensors (any device, any
+float dtype, with or without grad) and calls :func:`as_matrix` first, so the checks (2-D, not
+empty, finite) and their messages are the same everywhere. faiss wants float32 C-contiguous
+arrays; :func:`as_matrix` returns exactly that.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+_EPS = 1e-12  # below this norm a vector is treated as zero (and stays zero when normalised)
+_faiss_lock = threading.Lock()
+_faiss_ready = False
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A numpy view/copy of ``x``; torch tensors are detached, moved to CPU and made float32
+    (bf16/fp16 have no faithful numpy dtype) when floating point."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+        t = x.detach()
+        if t.is_floating_point():
+            t = t.float()
+        return t.cpu().numpy()
+    return np.asarray(x)
+
+
+def as_matrix(x: Any, name: str = "embeddings") -> np.ndarray:
+    """Checked float32 C-contiguous matrix.
+
+    Args:
+        x: embeddings (N, D), numpy or torch. A single vector (D,) is read as (1, D).
+        name: how error messages call the argument.
+
+    Returns:
+        float32 array (N, D), C-contiguous.
+
+    Raises:
+        ValueError: not 1-D/2-D, empty (N == 0 or D == 0), or containing NaN / inf.
+    """
+    a = to_numpy(x)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a matrix (N, D); got shape {tuple(a.shape)}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name} are empty (shape {tuple(a.shape)})")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(a).all():
+        kind = "NaN" if np.isnan(a).any() else "inf"
+        raise ValueError(f"{name} contain {kind}")
+    return a
+
+
+def as_labels(y: Any, n: int, name: str = "labels") -> np.ndarray:
+    """Integer labels (N,) as int64; ``-1`` (any negative value) marks an unlabelled sample.
+
+    Raises:
+        ValueError: not 1-D or length not ``n``.
+    """
+    a = to_numpy(y)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},); got {tuple(a.shape)}")
+    return a.astype(np.int64, copy=False)
+
+
+def same_shape(a: np.ndarray, b: np.ndarray, names: str = "z0 and z1") -> None:
+    """Raise a ValueError unless paired embeddings have equal shapes."""
+    if a.shape != b.shape:
+        raise ValueError(f"{names} must have the same shape; got {a.shape} and {b.shape}")
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32 (N, D)); all-zero rows stay zero."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, _EPS), dtype=np.float32)
+
+
+def faiss_module() -> Any:
+    """The faiss module, with its OpenMP pool limited once per process.
+
+    faiss defaults to one thread per core and oversubscribes badly when torch (training
+    thread) and numba (UMAP) run beside it; ``min(cores, 4)`` keeps searches fast without
+    starving them. ``SSL_STUDIO_FAISS_THREADS`` overrides the count.
+    """
+    global _faiss_ready
+    import faiss
+
+    if not _faiss_ready:
+        with _faiss_lock:
+            if not _faiss_ready:
+                default = min(os.cpu_count() or 1, 4)
+                n = int(os.environ.get("SSL_STUDIO_FAISS_THREADS", default))
+                faiss.omp_set_num_threads(max(1, n))
+                _faiss_ready = True
+    return faiss

@@ -1,0 +1,51 @@
+"""Supervised contrastive learning: every image of the same class is a positive.
+
+Khosla et al. 2020, "Supervised Contrastive Learning", https://arxiv.org/abs/2004.11362.
+Unlabelled images (label -1) count only their own other view as positive, so with no labels
+the loss falls back to SimCLR's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.losses import supcon
+from engine.methods.base import METHODS, Batch, Method, StepOutput, param
+from engine.models.heads import mlp
+
+
+@dataclass
+class SupConConfig:
+    temperature: float = param(
+        0.1, "Softmax temperature (the paper's 0.1). Lower sharpens class clusters; too low is "
+        "unstable.", 0.01, 10.0)
+    projector: bool = param(True, "Train through an MLP projector (the map shows h).")
+    proj_hidden_dim: int = param(512, "Projector hidden width (units).", 8, 8192)
+    proj_dim: int = param(128, "Projection z dimension (units).", 2, 4096)
+
+
+@METHODS.register("supcon")
+class SupCon(Method):
+    name = "supcon"
+    Config = SupConConfig
+    summary = "Supervised contrastive: views of the same class are pulled together."
+    paper = "https://arxiv.org/abs/2004.11362"
+    needs_labels = True
+    default_preset = "simclr"
+
+    def __init__(self, backbone: nn.Module, cfg: SupConConfig, num_classes: int) -> None:
+        super().__init__(backbone, cfg, num_classes)
+        d = backbone.out_dim
+        self.projector = (
+            mlp(d, cfg.proj_hidden_dim, cfg.proj_dim) if cfg.projector else nn.Identity()
+        )
+
+    def training_step(self, batch: Batch) -> StepOutput:
+        x0, x1 = batch.view(0), batch.view(1)
+        z0 = self.projector(self.backbone(x0))  # (B, d)
+        z1 = self.projector(self.backbone(x1))
+        z = torch.stack([z0, z1], dim=1)  # (B, 2, d)
+        return StepOutput(supcon(z, batch.y, self.cfg.temperature))
