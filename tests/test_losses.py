@@ -1,0 +1,581 @@
+"""Tests for engine.losses: loop-based references, analytic values, symmetry, gradients, numerics.
+
+The references below are written from the papers' formulas with explicit Python loops over
+anchors and pairs, independently of the vectorised code under test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine import losses as L
+
+DT = torch.float64
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape: int, seed: int = 0, dtype: torch.dtype = DT) -> Tensor:
+    return torch.randn(*shape, generator=gen(seed), dtype=dtype)
+
+
+def close(a: Tensor | float, b: Tensor | float, tol: float = 1e-9) -> bool:
+    fa = float(a.detach()) if isinstance(a, Tensor) else a
+    fb = float(b.detach()) if isinstance(b, Tensor) else b
+    return math.isclose(fa, fb, rel_tol=tol, abs_tol=tol)
+
+
+# --------------------------------------------------------------------------------------------
+# Plain reference implementations
+# --------------------------------------------------------------------------------------------
+
+
+def cos(a: Tensor, b: Tensor) -> float:
+    dot = sum(float(x) * float(y) for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(float(x) ** 2 for x in a))
+    nb = math.sqrt(sum(float(y) ** 2 for y in b))
+    return dot / (na * nb)
+
+
+def ref_nt_xent(z0: Tensor, z1: Tensor, t: float) -> float:
+    z = list(z0) + list(z1)
+    n, b = len(z), len(z0)
+    total = 0.0
+    for i in range(n):
+        pos = (i + b) % n
+        den = sum(math.exp(cos(z[i], z[k]) / t) for k in range(n) if k != i)
+        total += -math.log(math.exp(cos(z[i], z[pos]) / t) / den)
+    return total / n
+
+
+def ref_moco(q: Tensor, k: Tensor, queue: Tensor | None, t: float) -> float:
+    total = 0.0
+    for i in range(len(q)):
+        negs = list(queue) if queue is not None else [k[j] for j in range(len(k)) if j != i]
+        scores = [cos(q[i], k[i]) / t] + [cos(q[i], n) / t for n in negs]
+        total += -(scores[0] - math.log(sum(math.exp(s) for s in scores)))
+    return total / len(q)
+
+
+def ref_supcon(z: Tensor, labels: list[int], t: float, base_t: float | None = None) -> float:
+    """L_out of Khosla et al. eq. 2 on z (B, V, D), anchors without positives skipped."""
+    b, v, _ = z.shape
+    items = [(s, view) for view in range(v) for s in range(b)]
+    per_anchor = []
+    for i, (si, vi) in enumerate(items):
+        positives = []
+        for p, (sp, _) in enumerate(items):
+            if p == i:
+                continue
+            if sp == si or (labels[si] != -1 and labels[si] == labels[sp]):
+                positives.append(p)
+        if not positives:
+            continue
+        den = sum(
+            math.exp(cos(z[si, vi], z[sa, va]) / t) for a, (sa, va) in enumerate(items) if a != i
+        )
+        acc = 0.0
+        for p in positives:
+            sp, vp = items[p]
+            acc += math.log(math.exp(cos(z[si, vi], z[sp, vp]) / t) / den)
+        per_anchor.append(-acc / len(positives))
+    if not per_anchor:
+        return 0.0
+    loss = sum(per_anchor) / len(per_anchor)
+    return loss * (t / base_t) if base_t is not None else loss
+
+
+def ref_barlow(z0: Tensor, z1: Tensor, lam: float, eps: float = 1e-5) -> float:
+    b, d = z0.shape
+
+    def standardise(z: Tensor) -> list[list[float]]:
+        cols = []
+        for j in range(d):
+            col = [float(z[i, j]) for i in range(b)]
+            mu = sum(col) / b
+            var = sum((x - mu) ** 2 for x in col) / b
+            cols.append([(x - mu) / math.sqrt(var + eps) for x in col])
+        return cols
+
+    a, c = standardise(z0), standardise(z1)
+    loss = 0.0
+    for i in range(d):
+        for j in range(d):
+            cij = sum(a[i][n] * c[j][n] for n in range(b)) / b
+            loss += (1 - cij) ** 2 if i == j else lam * cij**2
+    return loss
+
+
+def ref_vicreg(z0: Tensor, z1: Tensor, eps: float = 1e-4) -> dict[str, float]:
+    b, d = z0.shape
+    inv = sum(float(z0[i, j] - z1[i, j]) ** 2 for i in range(b) for j in range(d)) / (b * d)
+    var = 0.0
+    cov = 0.0
+    for z in (z0, z1):
+        means = [sum(float(z[i, j]) for i in range(b)) / b for j in range(d)]
+        for j in range(d):
+            v = sum((float(z[i, j]) - means[j]) ** 2 for i in range(b)) / (b - 1)
+            var += max(0.0, 1 - math.sqrt(v + eps)) / d / 2
+        for j in range(d):
+            for k in range(d):
+                if j != k:
+                    c = sum(
+                        (float(z[i, j]) - means[j]) * (float(z[i, k]) - means[k]) for i in range(b)
+                    ) / (b - 1)
+                    cov += c**2 / d
+    return {"invariance": inv, "variance": var, "covariance": cov}
+
+
+def dist(a: Tensor, b: Tensor, squared: bool = False) -> float:
+    sq = sum((float(x) - float(y)) ** 2 for x, y in zip(a, b, strict=True))
+    return sq if squared else math.sqrt(sq)
+
+
+def ref_margin_pair(d: float, same: bool, m: float) -> float:
+    return 0.5 * d**2 if same else 0.5 * max(0.0, m - d) ** 2
+
+
+def ref_pairwise_margin(z: Tensor, labels: list[int], m: float) -> float:
+    terms = []
+    for i in range(len(z)):
+        for j in range(i + 1, len(z)):
+            if labels[i] == -1 or labels[j] == -1:
+                continue
+            terms.append(ref_margin_pair(dist(z[i], z[j]), labels[i] == labels[j], m))
+    return sum(terms) / len(terms) if terms else 0.0
+
+
+def ref_triplet(z: Tensor, labels: list[int], m: float, squared: bool) -> float:
+    terms = []
+    for a in range(len(z)):
+        if labels[a] == -1:
+            continue
+        pos = [
+            dist(z[a], z[p], squared) for p in range(len(z)) if p != a and labels[p] == labels[a]
+        ]
+        neg = [
+            dist(z[a], z[n], squared)
+            for n in range(len(z))
+            if labels[n] != -1 and labels[n] != labels[a]
+        ]
+        if pos and neg:
+            terms.append(max(0.0, max(pos) - min(neg) + m))
+    return sum(terms) / len(terms) if terms else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement with the references on random inputs
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0])
+def test_info_nce_matches_reference(temperature: float) -> None:
+    z0, z1 = randn(6, 5, seed=1), randn(6, 5, seed=2)
+    assert close(L.info_nce(z0, z1, temperature), ref_nt_xent(z0, z1, temperature))
+
+
+@pytest.mark.parametrize("with_queue", [True, False])
+def test_moco_matches_reference(with_queue: bool) -> None:
+    q, k = randn(5, 4, seed=1), randn(5, 4, seed=2)
+    queue = randn(7, 4, seed=3) if with_queue else None
+    loss = L.info_nce_logits(q, k, queue, 0.2)
+    assert close(loss, ref_moco(q, k, queue, 0.2))
+    logits, labels = L.moco_logits(q, k, queue, 0.2)
+    assert logits.shape == (5, 8 if with_queue else 5)
+    assert labels.dtype == torch.long and bool((labels == 0).all())
+
+
+@pytest.mark.parametrize("base_t", [None, 0.07])
+@pytest.mark.parametrize("views", [1, 2, 3])
+def test_supcon_matches_reference(views: int, base_t: float | None) -> None:
+    labels = [0, 1, 0, 2, -1, 1, 3, -1]  # class 2 and 3 are singletons, two unlabelled
+    z = randn(8, views, 6, seed=views)
+    got = L.supcon(z, torch.tensor(labels), temperature=0.1, base_temperature=base_t)
+    assert close(got, ref_supcon(z, labels, 0.1, base_t))
+
+
+def test_supcon_accepts_flat_input() -> None:
+    z, labels = randn(8, 5), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    assert close(L.supcon(z, labels), L.supcon(z[:, None, :], labels), 1e-12)
+
+
+def test_negative_cosine_and_byol_match_reference() -> None:
+    p, z = randn(6, 5, seed=1), randn(6, 5, seed=2)
+    cosines = [cos(p[i], z[i]) for i in range(6)]
+    assert close(L.negative_cosine(p, z), -sum(cosines) / 6)
+    assert close(L.byol_loss(p, z), sum(2 - 2 * c for c in cosines) / 6)
+    # BYOL's form in the paper: squared distance of the L2-normalised vectors.
+    nmse = (F.normalize(p, dim=1) - F.normalize(z, dim=1)).pow(2).sum(1).mean()
+    assert close(L.byol_loss(p, z), nmse)
+
+
+@pytest.mark.parametrize("lam", [5e-3, 0.5])
+def test_barlow_twins_matches_reference(lam: float) -> None:
+    z0, z1 = randn(7, 4, seed=1), randn(7, 4, seed=2) * 3 + 1
+    assert close(L.barlow_twins(z0, z1, lam), ref_barlow(z0, z1, lam))
+
+
+def test_vicreg_matches_reference() -> None:
+    z0, z1 = randn(6, 4, seed=1) * 0.5, randn(6, 4, seed=2) * 2
+    got, want = L.vicreg_terms(z0, z1), ref_vicreg(z0, z1)
+    assert set(got) == {"invariance", "variance", "covariance"}
+    for name in want:
+        assert close(got[name], want[name]), name
+    total = 25 * want["invariance"] + 25 * want["variance"] + want["covariance"]
+    assert close(L.vicreg(z0, z1), total)
+    weighted = 1.0 * want["invariance"] + 2.0 * want["variance"] + 3.0 * want["covariance"]
+    assert close(L.vicreg(z0, z1, 1.0, 2.0, 3.0), weighted)
+
+
+def test_margin_contrastive_matches_reference() -> None:
+    z0, z1 = randn(8, 3, seed=1), randn(8, 3, seed=2)
+    same = torch.tensor([1, 0, 1, 0, 0, 1, 0, 0])
+    want = sum(ref_margin_pair(dist(z0[i], z1[i]), bool(same[i]), 2.0) for i in range(8)) / 8
+    assert close(L.margin_contrastive(z0, z1, same, margin=2.0), want)
+    assert close(L.margin_contrastive(z0, z1, same.bool(), margin=2.0), want)
+
+
+def test_pairwise_margin_contrastive_matches_reference() -> None:
+    labels = [0, 1, 0, -1, 2, 1, 1, -1, 0]
+    z = randn(9, 3, seed=4)
+    got = L.pairwise_margin_contrastive(z, torch.tensor(labels), margin=2.5)
+    assert close(got, ref_pairwise_margin(z, labels, 2.5))
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_triplet_batch_hard_matches_reference(squared: bool) -> None:
+    labels = [0, 1, 0, -1, 2, 1, 1, 3, 0]  # 2 and 3 singletons: anchors without positive
+    z = randn(9, 4, seed=5)
+    got = L.triplet_batch_hard(z, torch.tensor(labels), margin=0.7, squared=squared)
+    assert close(got, ref_triplet(z, labels, 0.7, squared))
+
+
+def test_cross_entropy_matches_reference() -> None:
+    logits = randn(6, 4, seed=1)
+    labels = [2, -1, 0, 3, -1, 1]
+    terms = []
+    for i, y in enumerate(labels):
+        if y == -1:
+            continue
+        lse = math.log(sum(math.exp(float(x)) for x in logits[i]))
+        terms.append(lse - float(logits[i, y]))
+    assert close(L.cross_entropy(logits, torch.tensor(labels)), sum(terms) / len(terms))
+
+
+# --------------------------------------------------------------------------------------------
+# Analytic values
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("b", [1, 2, 8])
+def test_info_nce_identical_embeddings_is_log_2b_minus_1(b: int) -> None:
+    z = torch.ones(b, 3, dtype=DT)
+    assert close(L.info_nce(z, z.clone(), 0.3), math.log(2 * b - 1))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 0.05])
+def test_info_nce_orthogonal_aligned_pairs(temperature: float) -> None:
+    b = 4
+    z = torch.eye(8, dtype=DT)[:b] * 3.0  # scale is irrelevant: cosine similarity
+    want = math.log(1 + (2 * b - 2) * math.exp(-1 / temperature))
+    got = L.info_nce(z, z.clone(), temperature)
+    assert close(got, want)
+    if temperature == 0.05:
+        assert float(got) < 1e-6
+
+
+def test_info_nce_is_scale_invariant() -> None:
+    z0, z1 = randn(5, 4, seed=1), randn(5, 4, seed=2)
+    assert close(L.info_nce(z0, z1), L.info_nce(10 * z0, 0.1 * z1), 1e-10)
+
+
+def test_moco_identical_keys_is_log_1_plus_k() -> None:
+    q = torch.ones(3, 4, dtype=DT)
+    assert close(L.info_nce_logits(q, q.clone(), torch.ones(9, 4, dtype=DT), 0.07), math.log(10))
+
+
+def test_negative_cosine_and_byol_analytic() -> None:
+    p = randn(5, 4)
+    assert close(L.negative_cosine(p, p.clone()), -1.0)
+    assert close(L.negative_cosine(p, 2 * p), -1.0)
+    assert close(L.negative_cosine(p, -p), 1.0)
+    assert close(L.byol_loss(p, 3 * p), 0.0)
+    assert close(L.byol_loss(p, -p), 4.0)
+    e = torch.eye(2)
+    assert close(L.byol_loss(e[:1], e[1:]), 2.0)  # orthogonal: 2 - 2 * 0
+
+
+def decorrelated(b: int, d: int, seed: int = 0) -> Tensor:
+    """(b, d) with every column centred, unit (biased) variance and columns uncorrelated."""
+    x = randn(b, d, seed=seed)
+    q, _ = torch.linalg.qr(x - x.mean(0))  # orthonormal columns, each orthogonal to ones
+    return q * math.sqrt(b)
+
+
+def test_barlow_twins_decorrelated_identical_views_is_zero() -> None:
+    z = decorrelated(16, 6)
+    assert float(L.barlow_twins(z, z.clone())) < 1e-8
+    # Scale and shift per dimension do not matter: standardisation removes them.
+    assert float(L.barlow_twins(z, z * 5 + 2)) < 1e-8
+
+
+def test_barlow_twins_known_value() -> None:
+    # Each column is -1, 1 over a batch of 2: standardised to itself. Dims are perfectly
+    # correlated, so C is all ones (eps aside): diagonal costs 0, off-diagonal lam * 2.
+    z = torch.tensor([[-1.0, -1.0], [1.0, 1.0]], dtype=DT)
+    assert close(L.barlow_twins(z, z, lambda_offdiag=0.25, eps=0.0), 0.5)
+    # Second view negated: C = -1 everywhere: diagonal (1 - (-1))^2 = 4 per dim.
+    assert close(L.barlow_twins(z, -z, lambda_offdiag=0.25, eps=0.0), 8.5)
+
+
+def test_vicreg_analytic() -> None:
+    z = decorrelated(10, 4) * math.sqrt(10 / 9) * 2  # unbiased std 2, uncorrelated
+    terms = L.vicreg_terms(z, z.clone(), eps=0.0)
+    for name in ("invariance", "variance", "covariance"):
+        assert abs(float(terms[name])) < 1e-8, name
+    collapsed = torch.zeros(10, 4)
+    terms = L.vicreg_terms(collapsed, collapsed, eps=0.0)
+    assert close(terms["variance"], 1.0)  # std 0: hinge at 1 on every dim, both branches
+    assert close(L.vicreg(collapsed, collapsed, eps=0.0), 25.0)
+
+
+def test_margin_contrastive_known_numbers() -> None:
+    z0 = torch.tensor([[0.0, 0.0]])
+    z1 = torch.tensor([[3.0, 4.0]])  # distance 5
+    assert close(L.margin_contrastive(z0, z1, torch.tensor([1])), 12.5)
+    assert close(L.margin_contrastive(z0, z1, torch.tensor([0]), margin=1.0), 0.0)
+    assert close(L.margin_contrastive(z0, z1, torch.tensor([0]), margin=6.0), 0.5)
+    two0, two1 = z0.repeat(2, 1), z1.repeat(2, 1)
+    assert close(L.margin_contrastive(two0, two1, torch.tensor([1, 0]), margin=6.0), 6.5)
+
+
+def test_triplet_known_numbers() -> None:
+    z = torch.tensor([[0.0], [1.0], [3.0]])
+    labels = torch.tensor([0, 0, 1])  # anchor 2 has no positive: skipped
+    assert close(L.triplet_batch_hard(z, labels, margin=0.5), 0.0)
+    # anchor 0: 1 - 3 + 2 = 0; anchor 1: 1 - 2 + 2 = 1  -> mean 0.5
+    assert close(L.triplet_batch_hard(z, labels, margin=2.0), 0.5)
+    # squared: anchor 0: 1 - 9 + 2 < 0; anchor 1: 1 - 4 + 4 = 1 -> mean 0.5
+    assert close(L.triplet_batch_hard(z, labels, margin=4.0, squared=True), 0.5)
+
+
+def test_triplet_separated_clusters_is_zero() -> None:
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    labels = torch.arange(3).repeat_interleave(4)
+    z = centres[labels] + 0.1 * randn(12, 2, dtype=torch.float32)
+    assert float(L.triplet_batch_hard(z, labels, margin=1.0)) == 0.0
+    assert float(L.pairwise_margin_contrastive(z, labels, margin=1.0)) < 0.05
+
+
+# --------------------------------------------------------------------------------------------
+# SupCon and SimCLR
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5])
+def test_supcon_with_singleton_classes_equals_info_nce(temperature: float) -> None:
+    # One positive per anchor (its other view) and the same 2B-1 candidates as NT-Xent:
+    # L_out = L_in = NT-Xent exactly.
+    z0, z1 = randn(6, 5, seed=1), randn(6, 5, seed=2)
+    z = torch.stack([z0, z1], dim=1)  # (B, 2, D)
+    want = L.info_nce(z0, z1, temperature)
+    assert close(L.supcon(z, torch.arange(6), temperature), want, 1e-12)
+    assert close(L.supcon(z, torch.full((6,), -1), temperature), want, 1e-12)
+
+
+def test_supcon_unlabelled_are_their_own_class() -> None:
+    z = randn(4, 2, 3, seed=7)
+    assert close(
+        L.supcon(z, torch.tensor([-1, -1, 5, 5])), L.supcon(z, torch.tensor([8, 9, 5, 5])), 1e-12
+    )
+
+
+def test_supcon_base_temperature_scales() -> None:
+    z, labels = randn(6, 2, 4), torch.tensor([0, 0, 1, 1, 2, 3])
+    plain = L.supcon(z, labels, temperature=0.2)
+    assert close(L.supcon(z, labels, temperature=0.2, base_temperature=0.1), 2 * plain, 1e-12)
+
+
+def test_supcon_single_class_is_finite_with_minimum() -> None:
+    z = randn(5, 2, 4).requires_grad_()
+    loss = L.supcon(z, torch.zeros(5, dtype=torch.long))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+    # All embeddings identical: every candidate is a positive, log(BV - 1).
+    same = torch.ones(5, 2, 4, dtype=DT)
+    assert close(L.supcon(same, torch.zeros(5, dtype=torch.long)), math.log(9))
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2, 3], [-1, -1, -1, -1], [7]])
+def test_supcon_without_positives_is_zero_with_grad(labels: list[int]) -> None:
+    z = randn(len(labels), 3).requires_grad_()  # V = 1: nobody has a positive
+    loss = L.supcon(z, torch.tensor(labels))
+    loss.backward()
+    assert float(loss.detach()) == 0.0
+    assert z.grad is not None and bool((z.grad == 0).all())
+
+
+# --------------------------------------------------------------------------------------------
+# Symmetry, gradients, stop-gradient
+# --------------------------------------------------------------------------------------------
+
+
+def test_symmetric_losses() -> None:
+    z0, z1 = randn(8, 5, seed=1), randn(8, 5, seed=2)
+    same = torch.tensor([1, 0, 0, 1, 0, 1, 1, 0])
+    for fn in (L.info_nce, L.barlow_twins, L.vicreg):
+        assert close(fn(z0, z1), fn(z1, z0), 1e-10), fn.__name__
+    assert close(L.margin_contrastive(z0, z1, same), L.margin_contrastive(z1, z0, same), 1e-10)
+    for name, value in L.vicreg_terms(z0, z1).items():
+        assert close(value, L.vicreg_terms(z1, z0)[name], 1e-10), name
+
+
+def test_permutation_invariance_of_batch_losses() -> None:
+    z, labels = randn(9, 4, seed=3), torch.tensor([0, 1, 0, -1, 2, 1, 1, 3, 0])
+    perm = torch.randperm(9, generator=gen(1))
+    for fn in (L.supcon, L.pairwise_margin_contrastive, L.triplet_batch_hard):
+        assert close(fn(z, labels), fn(z[perm], labels[perm]), 1e-10), fn.__name__
+
+
+LABELS = torch.tensor([0, 1, 0, 1, 2, 2, -1, 1])
+SAME = torch.tensor([1, 0, 1, 0, 0, 1, 0, 1])
+
+# name -> loss of two (B, D) tensors; both receive gradients unless stop-gradient applies.
+PAIR_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "info_nce": lambda a, b: L.info_nce(a, b, 0.2),
+    "info_nce_logits": lambda a, b: L.info_nce_logits(a, b, b[:3].flip(1), 0.2),
+    "supcon": lambda a, b: L.supcon(torch.stack([a, b], 1), LABELS),
+    "negative_cosine": L.negative_cosine,
+    "byol_loss": L.byol_loss,
+    "barlow_twins": L.barlow_twins,
+    "vicreg": L.vicreg,
+    "margin_contrastive": lambda a, b: L.margin_contrastive(a, b, SAME, 3.0),
+    "pairwise_margin_contrastive": lambda a, b: L.pairwise_margin_contrastive(
+        torch.cat([a, b]), LABELS.repeat(2), 3.0
+    ),
+    "triplet_batch_hard": lambda a, b: L.triplet_batch_hard(torch.cat([a, b]), LABELS.repeat(2)),
+    "cross_entropy": lambda a, b: L.cross_entropy(torch.cat([a, b]), LABELS.repeat(2)),
+}
+STOP_GRAD_SECOND = {"negative_cosine", "byol_loss", "info_nce_logits"}
+
+
+@pytest.mark.parametrize("name", sorted(PAIR_LOSSES))
+def test_gradient_flow(name: str) -> None:
+    a = randn(8, 5, seed=1, dtype=torch.float32).requires_grad_()
+    b = randn(8, 5, seed=2, dtype=torch.float32).requires_grad_()
+    loss = PAIR_LOSSES[name](a, b)
+    assert loss.ndim == 0 and loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+    if name in STOP_GRAD_SECOND:
+        assert b.grad is None, "the target branch must be detached inside the loss"
+    else:
+        assert b.grad is not None and torch.isfinite(b.grad).all() and b.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fn", [L.negative_cosine, L.byol_loss])
+def test_stop_gradient_to_target(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
+    # A shared leaf feeding both arguments: its gradient must equal that of the p branch alone.
+    x = randn(6, 4, seed=1).requires_grad_()
+    w = randn(4, 4, seed=2)
+    fn(x @ w, x).backward()
+    shared = x.grad.clone()
+    x.grad = None
+    fn(x @ w, x.detach()).backward()
+    assert torch.allclose(shared, x.grad)
+    # And without detach inside the loss the gradients would differ.
+    x.grad = None
+    (-F.cosine_similarity(x @ w, x, dim=1).mean()).backward()
+    assert not torch.allclose(shared, x.grad)
+
+
+def test_moco_keys_and_queue_get_no_gradient() -> None:
+    q = randn(4, 3, seed=1).requires_grad_()
+    k = randn(4, 3, seed=2).requires_grad_()
+    queue = randn(6, 3, seed=3).requires_grad_()
+    L.info_nce_logits(q, k, queue, 0.2).backward()
+    assert q.grad is not None and k.grad is None and queue.grad is None
+
+
+def test_identical_points_give_finite_gradients() -> None:
+    z = torch.zeros(4, 3, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1])
+    total = (
+        L.triplet_batch_hard(z, labels)
+        + L.pairwise_margin_contrastive(z, labels)
+        + L.margin_contrastive(z[:2], z[2:], torch.tensor([0, 0]))
+    )
+    total.backward()
+    assert torch.isfinite(total) and torch.isfinite(z.grad).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Low precision and edge cases
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PAIR_LOSSES))
+def test_bf16_autocast_computes_in_float32(name: str) -> None:
+    a = (randn(8, 5, seed=1, dtype=torch.float32) * 4).bfloat16().requires_grad_()
+    b = (randn(8, 5, seed=2, dtype=torch.float32) * 4).bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = PAIR_LOSSES[name](a, b)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert a.grad is not None and a.grad.dtype == torch.bfloat16
+    assert torch.isfinite(a.grad.float()).all()
+    # Same bf16 values in float64 (autocast leaves float64 alone): bf16 arithmetic inside the
+    # loss would be off by ~1e-3 relative, float32 arithmetic agrees to ~1e-7.
+    exact = PAIR_LOSSES[name](a.detach().double(), b.detach().double())
+    assert exact.dtype == torch.float64
+    assert close(loss, exact, 1e-5)
+
+
+def test_cross_entropy_all_unlabelled_is_zero_with_grad() -> None:
+    logits = randn(5, 3, dtype=torch.float32).requires_grad_()
+    loss = L.cross_entropy(logits, torch.full((5,), -1))
+    assert float(loss.detach()) == 0.0 and loss.requires_grad
+    loss.backward()
+    assert logits.grad is not None and bool((logits.grad == 0).all())
+    # Plain PyTorch gives NaN here: this is the case the wrapper exists for.
+    assert torch.isnan(F.cross_entropy(logits, torch.full((5,), -1), ignore_index=-1))
+
+
+def test_cross_entropy_custom_ignore_index() -> None:
+    logits, labels = randn(4, 3), torch.tensor([0, 2, 1, 2])
+    want = F.cross_entropy(logits[:2], labels[:2])
+    assert close(L.cross_entropy(logits, torch.tensor([0, 2, 9, 9]), ignore_index=9), want)
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 0, 0], [0, 1, 2, 3], [-1, -1, 0, -1], [4]])
+def test_triplet_and_pairwise_without_valid_terms(labels: list[int]) -> None:
+    z = randn(len(labels), 3).requires_grad_()
+    lab = torch.tensor(labels)
+    loss = L.triplet_batch_hard(z, lab)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.isfinite(z.grad).all()
+    if sum(x != -1 for x in labels) < 2:  # fewer than two labelled samples: no pair at all
+        assert float(L.pairwise_margin_contrastive(z, lab).detach()) == 0.0
+
+
+def test_info_nce_single_pair_is_zero() -> None:
+    assert close(L.info_nce(randn(1, 4, seed=1), randn(1, 4, seed=2)), 0.0)
+
+
+def test_shape_errors_are_clear() -> None:
+    with pytest.raises(ValueError, match=r"\(B, D\)"):
+        L.info_nce(torch.zeros(4, 3), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="labels"):
+        L.supcon(torch.zeros(4, 2, 3), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        L.barlow_twins(torch.zeros(1, 3), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="queue"):
+        L.info_nce_logits(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(4, 5), 0.1)
