@@ -1,0 +1,525 @@
+"""The user's own images: any folder in ImageFolder layout, or an archive of one.
+
+Layouts understood under ``cfg.root``:
+
+- ``<class>/<image>``: one sub-folder per class (nested folders inside a class are walked);
+  the train/test split is a fixed, stratified 80/20 split by a hash of each file's path, so
+  it does not depend on ``cfg.seed`` and barely moves when files are added;
+- ``train/<class>/...`` and ``test/<class>/...`` (``val``, ``valid`` or ``validation`` also
+  name the test split): the folders are the splits; an ``unlabelled/`` (or ``unlabeled/``)
+  folder beside them becomes ``Dataset.unlabelled``;
+- a flat folder of images: one pool without labels (``class_names == []``, labels ``-1``),
+  split 80/20 the same way. Loose images beside class folders are kept as unlabelled images.
+
+``cfg.root`` may also be a ``.zip``/``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz``
+archive: it is extracted once into ``<data_dir>/extracted/<archive name>`` (re-extracted when
+the archive changes) and loaded from there; a single top-level folder inside is looked through.
+
+Every image is decoded to RGB, or to one channel when every image of the folder is grayscale,
+and resized at decode time (shorter side to ``cfg.image_size``, then a centre crop) so large
+photos never sit in memory at full size. Transparent pixels are composited onto white and EXIF
+orientation is applied. Files that are not images (by extension) or cannot be decoded are
+skipped and counted in ``Dataset.skipped``, with a few examples in ``skipped_examples``.
+Small files are decoded with torchvision's libjpeg/libpng bindings (about twice as fast as PIL
+for thumbnails); large ones, and formats torchvision cannot read, with PIL (JPEG draft mode
+decodes big photos at a fraction of their size), in a thread pool.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+
+from engine.config import DataConfig
+from engine.data.base import DATASETS, DataError, Dataset, Split
+from engine.data.loading import data_root, resize_images, subsample_index
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+)
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
+TRAIN_DIRS = ("train",)
+TEST_DIRS = ("test", "val", "valid", "validation")
+UNLABELLED_DIRS = ("unlabelled", "unlabeled")
+#: fraction of each class held out when the folder has no test split of its own
+TEST_FRACTION = 0.2
+#: files up to this size go through torchvision's decoders, larger ones through PIL's draft mode
+SMALL_FILE_BYTES = 64 * 1024
+#: how many skipped files are named in ``Dataset.skipped_examples``
+SKIPPED_EXAMPLES = 5
+
+_MARKER = ".source.json"
+_IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
+
+
+# ---- listing ---------------------------------------------------------------------------------
+@dataclass
+class _Listing:
+    """Image files found under one folder, relative to the data set root."""
+
+    by_class: dict[str, list[str]] = field(default_factory=dict)
+    loose: list[str] = field(default_factory=list)  # images outside class folders (unlabelled)
+    skipped: list[str] = field(default_factory=list)  # "path (reason)"
+
+    def count(self) -> int:
+        return len(self.loose) + sum(len(v) for v in self.by_class.values())
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".") and name not in _IGNORED_NAMES
+
+
+def _subdirs(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and _visible(e.name))
+
+
+def _images_under(folder: Path, root: Path, skipped: list[str]) -> list[str]:
+    """Image files under ``folder`` (recursive, sorted), as paths relative to ``root``."""
+    found: list[str] = []
+    seen: set[str] = set()  # real paths walked, so a symlink loop is walked once
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if _visible(d))
+        prefix = os.path.relpath(dirpath, root).replace(os.sep, "/") + "/"
+        for name in sorted(filenames):
+            if not _visible(name):
+                continue
+            rel = prefix + name
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append(rel)
+            else:
+                skipped.append(f"{rel} (not an image file)")
+    return found
+
+
+def _scan(folder: Path, root: Path) -> _Listing:
+    listing = _Listing()
+    for name in _subdirs(folder):
+        listing.by_class[name] = _images_under(folder / name, root, listing.skipped)
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file() and _visible(entry.name):
+            rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+            if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                listing.loose.append(rel)
+            else:
+                listing.skipped.append(f"{rel} (not an image file)")
+    return listing
+
+
+def _find(names: list[str], wanted: tuple[str, ...]) -> str | None:
+    lower = {n.lower(): n for n in names}
+    return next((lower[w] for w in wanted if w in lower), None)
+
+
+def _hash_split(files: list[str]) -> tuple[list[str], list[str]]:
+    """Stratum -> (train, test): the ``TEST_FRACTION`` of files with the smallest path hash."""
+    if len(files) < 2:
+        return list(files), []
+    ranked = sorted(files, key=lambda f: (zlib.crc32(f.encode()), f))
+    n_test = max(1, round(len(files) * TEST_FRACTION))
+    test = set(ranked[:n_test])
+    return [f for f in files if f not in test], [f for f in files if f in test]
+
+
+def _labelled(listing: _Listing, index: dict[str, int]) -> tuple[list[str], list[int]]:
+    files, labels = list(listing.loose), [-1] * len(listing.loose)
+    for name, members in listing.by_class.items():
+        files += members
+        labels += [index[name]] * len(members)
+    return files, labels
+
+
+# ---- archives --------------------------------------------------------------------------------
+def _archive_name(path: Path) -> str | None:
+    lower = path.name.lower()
+    for suffix in ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix):
+            return path.name[: -len(suffix)] or "archive"
+    return None
+
+
+def extract_archive(archive: Path, data_dir: Path) -> Path:
+    """Extract ``archive`` once into ``<data_dir>/extracted/<name>``; returns that folder.
+
+    A marker file records the archive's path, size and mtime; a changed archive is extracted
+    again. Extraction goes to a temporary folder renamed into place, so an interrupted run
+    leaves nothing half-extracted behind.
+    """
+    name = _archive_name(archive)
+    if name is None:
+        raise DataError(
+            f"{archive} is a file, not a folder of images or a known archive "
+            f"({', '.join(ARCHIVE_SUFFIXES)})"
+        )
+    st = archive.stat()
+    source = {"path": str(archive), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    target = data_dir / "extracted" / name
+    if _marker_matches(target, source):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        if archive.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp)  # zipfile drops absolute and ".." path parts itself
+        else:
+            _extract_tar(archive, tmp)
+        (tmp / _MARKER).write_text(json.dumps(source))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _marker_matches(target, source):  # another process extracted it meanwhile
+            return target
+        raise DataError(f"could not extract the archive {archive} into {target}: {e}") from e
+    return target
+
+
+def _extract_tar(archive: Path, dest: Path) -> None:
+    """Write the regular files of a tar archive under ``dest``, streaming, in one pass.
+
+    Links, devices and members whose path is absolute or climbs out with ``..`` are left out,
+    so nothing can land outside ``dest``. About three times faster than ``extractall`` on
+    60,000 thumbnails, since it sets no owners, modes or times.
+    """
+    made: set[str] = set()
+    with tarfile.open(archive, "r|*") as tf:
+        for member in tf:
+            parts = PurePosixPath(member.name).parts
+            if not member.isfile() or not parts or parts[0] == "/" or ".." in parts:
+                continue
+            path = os.path.join(dest, *parts)
+            folder = os.path.dirname(path)
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
+            source = tf.extractfile(member)
+            if source is None:
+                continue
+            with open(path, "wb") as f:
+                if member.size <= 1 << 24:
+                    f.write(source.read())  # one read: copyfileobj's chunking is much slower
+                else:
+                    shutil.copyfileobj(source, f, 1 << 22)
+
+
+def _marker_matches(target: Path, source: dict) -> bool:
+    try:
+        return json.loads((target / _MARKER).read_text()) == source
+    except (OSError, ValueError):
+        return False
+
+
+def _content_root(folder: Path) -> Path:
+    """Look through single wrapper folders (``archive/cifar10/train/...`` -> ``cifar10``)."""
+    while True:
+        entries = [e for e in os.scandir(folder) if _visible(e.name)]
+        if len(entries) != 1 or not entries[0].is_dir():
+            return folder
+        inner = Path(entries[0].path)
+        if not _subdirs(inner):
+            return folder  # a single class folder: keep it as the class
+        folder = inner
+
+
+def resolve_root(cfg: DataConfig) -> Path:
+    """The folder to read for ``cfg``: ``cfg.root`` itself, or its extracted archive."""
+    if not cfg.root:
+        raise DataError(
+            "data.root is empty: set it to a folder of images (one sub-folder per class, "
+            "ImageFolder layout), a flat folder of images, or a .zip/.tar.gz archive of one"
+        )
+    path = Path(cfg.root).expanduser().absolute()
+    if not path.exists():
+        raise DataError(f"the image folder {path} does not exist (data.root = {cfg.root!r})")
+    if path.is_file():
+        return _content_root(extract_archive(path, data_root(cfg)))
+    return path
+
+
+# ---- decoding --------------------------------------------------------------------------------
+def _from_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Decoded (C, H, W) with C in 1..4, uint8 or uint16 -> uint8 (1 or 3, H, W) on white."""
+    if x.dtype != torch.uint8:
+        x = (x.to(torch.int32) >> 8).to(torch.uint8)  # 16-bit PNG
+    if x.shape[0] in (2, 4):  # composite the colour onto white by its alpha
+        alpha = x[-1:].float() / 255.0
+        x = (x[:-1].float() * alpha + 255.0 * (1.0 - alpha)).round_().to(torch.uint8)
+    return x
+
+
+def _decode_pil(data: bytes, size: int) -> torch.Tensor:
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (size, size))  # JPEG: DCT-domain downscale, still >= size
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            values = np.asarray(im, dtype=np.float32)
+            peak = float(values.max()) if values.size else 0.0
+            scale = 255.0 / peak if peak > 255.0 else 1.0
+            im = Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8))
+        elif im.mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        if im.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+            gray = im.mode in ("LA", "La")
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, im.convert("RGBA")).convert("L" if gray else "RGB")
+        elif im.mode not in ("L", "RGB"):
+            im = im.convert("L" if im.mode == "1" else "RGB")
+        array = np.array(im, dtype=np.uint8)
+    x = torch.from_numpy(array)
+    return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@contextmanager
+def _quiet_torchvision() -> Iterator[None]:
+    """Silence torchvision 0.29's deprecation warning, which it repeats on every decode call."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*TorchVision are deprecated", category=DeprecationWarning
+        )
+        yield
+
+
+@cache
+def _tv_decoders() -> tuple | None:
+    """torchvision's (decode_image, decode_jpeg, ImageReadMode), or None where unavailable.
+
+    torchvision 0.29 deprecates its decoders in favour of TorchCodec; when they go, every
+    file takes the PIL path (about half the speed on thumbnails) and nothing else changes.
+    """
+    try:
+        from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    except ImportError:
+        return None
+    return decode_image, decode_jpeg, ImageReadMode
+
+
+def _decode_bytes(data: bytes, size: int, decoded: torch.Tensor | None = None) -> torch.Tensor:
+    """Encoded image -> uint8 (1 or 3, size, size): shorter side to ``size``, centre crop.
+
+    ``decoded`` is the (C, H, W) result of a batched JPEG decode when there was one.
+    """
+    x = None if decoded is None else _from_tensor(decoded)
+    decoders = _tv_decoders()
+    if x is None and decoders is not None and len(data) <= SMALL_FILE_BYTES:
+        decode_image, _, ImageReadMode = decoders
+        try:
+            raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            y = decode_image(raw, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
+            if not (data.startswith(_JPEG_MAGIC) and y.shape[0] == 4):  # CMYK: leave to PIL
+                x = _from_tensor(y)
+        except (RuntimeError, ValueError):
+            x = None  # a format torchvision does not read (BMP, TIFF, ...): try PIL
+    if x is None:
+        x = _decode_pil(data, size)
+    if x.shape[0] not in (1, 3) or x.shape[1] == 0 or x.shape[2] == 0:
+        raise ValueError(f"unexpected decoded shape {tuple(x.shape)}")
+    if x.shape[1] != size or x.shape[2] != size:
+        x = resize_images(x.unsqueeze(0), size)[0]
+    return x
+
+
+def decode_image_file(path: str | Path, size: int) -> torch.Tensor:
+    """Decode one image file to uint8 (1 or 3, size, size): shorter side, then centre crop."""
+    with open(path, "rb") as f, _quiet_torchvision():
+        return _decode_bytes(f.read(), size)
+
+
+def _batch_jpeg(datas: list[bytes | None]) -> list[torch.Tensor | None]:
+    """Decode the small JPEGs among ``datas`` in one call; ``None`` where not done.
+
+    torchvision's list form of ``decode_jpeg`` saves most of the per-call overhead on
+    thumbnails. If any of them is corrupt the whole batch falls back to one-by-one decoding.
+    """
+    result: list[torch.Tensor | None] = [None] * len(datas)
+    decoders = _tv_decoders()
+    if decoders is None:
+        return result
+    _, decode_jpeg, ImageReadMode = decoders
+    index = [
+        i
+        for i, d in enumerate(datas)
+        if d is not None and len(d) <= SMALL_FILE_BYTES and d.startswith(_JPEG_MAGIC)
+    ]
+    if not index:
+        return result
+    tensors = [torch.frombuffer(bytearray(datas[i]), dtype=torch.uint8) for i in index]
+    try:
+        decoded = decode_jpeg(tensors, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
+    except (RuntimeError, ValueError):
+        return result
+    for i, x in zip(index, decoded, strict=True):
+        if x.shape[0] in (1, 3):
+            result[i] = x
+    return result
+
+
+def _decode_all(
+    root: Path, files: list[str], size: int
+) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """Decode ``files`` -> (uint8 (N, C, size, size) of the readable ones, ok mask, failures).
+
+    C is 1 when every readable image is grayscale, else 3 (grayscale ones replicated).
+    """
+    n = len(files)
+    base = str(root)
+    out = torch.empty((n, 3, size, size), dtype=torch.uint8)
+    ok = np.zeros(n, dtype=bool)
+    gray = np.zeros(n, dtype=bool)
+    failures: list[str | None] = [None] * n
+
+    def fail(i: int, e: Exception) -> None:
+        reason = " ".join(str(e).split())[:80] or type(e).__name__
+        failures[i] = f"{files[i]} (cannot decode: {reason})"
+
+    def work(start: int, stop: int) -> None:
+        datas: list[bytes | None] = []
+        for i in range(start, stop):
+            try:
+                with open(os.path.join(base, files[i]), "rb") as f:
+                    datas.append(f.read())
+            except OSError as e:
+                fail(i, e)
+                datas.append(None)
+        decoded = _batch_jpeg(datas)
+        for i, data, y in zip(range(start, stop), datas, decoded, strict=True):
+            if data is None:
+                continue
+            try:
+                x = _decode_bytes(data, size, y)
+            except Exception as e:  # noqa: BLE001  (any unreadable file is skipped, not fatal)
+                fail(i, e)
+                continue
+            out[i] = x  # broadcasts a single channel to 3
+            gray[i] = x.shape[0] == 1
+            ok[i] = True
+
+    chunk = 256
+    ranges = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    sample = files[:: max(1, n // 64)]
+    mean_bytes = np.mean([_size(root / f) for f in sample]) if sample else 0
+    workers = min(8, os.cpu_count() or 1) if mean_bytes > SMALL_FILE_BYTES else 1
+    with _quiet_torchvision():
+        if workers > 1 and len(ranges) > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda r: work(*r), ranges))
+        else:
+            for r in ranges:
+                work(*r)
+
+    images = out[torch.from_numpy(ok)] if not ok.all() else out
+    if ok.any() and gray[ok].all():
+        images = images[:, :1].contiguous()
+    return images, ok, [f for f in failures if f is not None]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+# ---- the loader ------------------------------------------------------------------------------
+@DATASETS.register("folder")
+def load_folder(cfg: DataConfig) -> Dataset:
+    """Load the image folder (or archive) at ``cfg.root``; see the module docstring."""
+    root = resolve_root(cfg)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder of images")
+    top = _subdirs(root)
+    train_dir, test_dir = _find(top, TRAIN_DIRS), _find(top, TEST_DIRS)
+    unlabelled_dir = _find(top, UNLABELLED_DIRS) if train_dir else None
+
+    if train_dir:
+        train_list = _scan(root / train_dir, root)
+        test_list = _scan(root / test_dir, root) if test_dir else None
+    else:
+        train_list, test_list = _scan(root, root), None
+    pool = _Listing(skipped=list(train_list.skipped))
+    if unlabelled_dir:
+        pool.loose = _images_under(root / unlabelled_dir, root, pool.skipped)
+
+    class_names = sorted(set(train_list.by_class) | set(test_list.by_class if test_list else ()))
+    index = {name: i for i, name in enumerate(class_names)}
+    if test_list is None:  # fixed stratified 80/20 split, per class and for the loose pool
+        test_list = _Listing()
+        for name, members in train_list.by_class.items():
+            train_list.by_class[name], test_list.by_class[name] = _hash_split(members)
+        train_list.loose, test_list.loose = _hash_split(train_list.loose)
+    else:
+        pool.skipped += test_list.skipped
+
+    total = train_list.count() + test_list.count() + len(pool.loose)
+    if total == 0:
+        raise DataError(_empty_message(root, pool.skipped))
+
+    train_files, train_labels = _labelled(train_list, index)
+    test_files, test_labels = _labelled(test_list, index)
+    keep = subsample_index(np.asarray(train_labels), cfg.train_size, cfg.seed, "train")
+    train_files, train_labels = [train_files[i] for i in keep], [train_labels[i] for i in keep]
+    keep = subsample_index(np.asarray(test_labels), cfg.test_size, cfg.seed, "test")
+    test_files, test_labels = [test_files[i] for i in keep], [test_labels[i] for i in keep]
+
+    files = train_files + test_files + pool.loose
+    labels = np.asarray(train_labels + test_labels + [-1] * len(pool.loose), dtype=np.int64)
+    images, ok, failures = _decode_all(root, files, cfg.image_size)
+    skipped = pool.skipped + failures
+    if not ok.any():
+        raise DataError(_empty_message(root, skipped))
+
+    part = np.repeat([0, 1, 2], [len(train_files), len(test_files), len(pool.loose)])[ok]
+    labels = torch.from_numpy(labels[ok])
+    splits = [Split(images[torch.from_numpy(part == k)], labels[part == k]) for k in range(3)]
+    if len(splits[0]) == 0 or len(splits[1]) == 0:
+        which = "train" if len(splits[0]) == 0 else "test"
+        raise DataError(
+            f"{root} has too few readable images to form a {which} split ({int(ok.sum())} "
+            f"readable): add images (at least 2 per class) or a train/ and test/ folder"
+        )
+    return Dataset(
+        name="folder",
+        train=splits[0],
+        test=splits[1],
+        class_names=class_names,
+        unlabelled=splits[2] if len(splits[2]) else None,
+        skipped=len(skipped),
+        skipped_examples=skipped[:SKIPPED_EXAMPLES],
+    )
+
+
+def _empty_message(root: Path, skipped: list[str]) -> str:
+    extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
+    message = (
+        f"no readable images in {root}. Expected image files ({extensions}) in one sub-folder "
+        f"per class, in train/ and test/ folders, or directly in the folder"
+    )
+    if skipped:
+        message += f"; skipped {len(skipped)} file(s), e.g. {', '.join(skipped[:3])}"
+    return message
