@@ -79,15 +79,21 @@ _SPECS = [
         group="geometry",
     ),
     OpSpec("horizontal_flip", "Mirror left-right.", {}, p=0.5, group="geometry"),
-    OpSpec("vertical_flip", "Mirror top-bottom (aerial or microscopy images).", {}, p=0.5,
-           group="geometry"),
+    OpSpec(
+        "vertical_flip",
+        "Mirror top-bottom (aerial or microscopy images).",
+        {},
+        p=0.5,
+        group="geometry",
+    ),
     OpSpec(
         "rotation",
         "Rotate by a random angle about the centre; corners are filled black (or reflected).",
         {
             "degrees": _range((-30.0, 30.0), -180.0, 180.0, "angle in degrees, counter-clockwise"),
-            "reflect": Param(False, False, True, "fill corners by reflection instead of black",
-                             "bool"),
+            "reflect": Param(
+                False, False, True, "fill corners by reflection instead of black", "bool"
+            ),
         },
         p=0.5,
         group="geometry",
@@ -97,8 +103,9 @@ _SPECS = [
         "Pad-and-crop: shift by a whole number of pixels, reflecting at the border "
         "(the weak augmentation of FixMatch, https://arxiv.org/abs/2001.07685).",
         {
-            "fraction": Param(0.125, 0.0, 0.5, "largest shift as a fraction of the side "
-                              "(0.125 = 4 px at 32 px)"),
+            "fraction": Param(
+                0.125, 0.0, 0.5, "largest shift as a fraction of the side (0.125 = 4 px at 32 px)"
+            ),
         },
         p=1.0,
         group="geometry",
@@ -106,7 +113,8 @@ _SPECS = [
     OpSpec(
         "color_jitter",
         "Random brightness, contrast, saturation and hue, one factor each per sample, applied "
-        "in that fixed order. Hue is a rotation of the chroma plane in YIQ space.",
+        "in that fixed order (torchvision shuffles it) and composed into one colour map, "
+        "clipped once at the end. Hue is a rotation of the chroma plane in YIQ space.",
         {
             "brightness": Param(0.4, 0.0, 1.0, "factor drawn from [1 - b, 1 + b]"),
             "contrast": Param(0.4, 0.0, 1.0, "factor drawn from [1 - c, 1 + c]"),
@@ -177,8 +185,13 @@ _SPECS = [
         "magnitude drawn per sample, as in FixMatch's RA variant.",
         {
             "n": Param(2, 1, 14, "ops applied to each sample", "int"),
-            "magnitude": _range((0.0, 1.0), 0.0, 1.0, "strength, a fraction of each op's "
-                                "maximum; (m, m) gives the fixed magnitude of Cubuk et al."),
+            "magnitude": _range(
+                (0.0, 1.0),
+                0.0,
+                1.0,
+                "strength, a fraction of each op's "
+                "maximum; (m, m) gives the fixed magnitude of Cubuk et al.",
+            ),
             "fill": Param(0.5, 0.0, 1.0, "value for pixels moved in from outside (1 = 255)"),
         },
         p=1.0,
@@ -206,7 +219,9 @@ def _check(value: Any, param: Param, where: str) -> Any:
         if lo > hi:
             raise ValueError(f"{where}: low end {lo} is above high end {hi}")
         if lo < param.low or hi > param.high:
-            raise ValueError(f"{where} = ({lo}, {hi}) is out of range; both ends must be in {bounds}")
+            raise ValueError(
+                f"{where} = ({lo}, {hi}) is out of range; both ends must be in {bounds}"
+            )
         return (lo, hi)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{where} must be a number, got {value!r}")
@@ -234,13 +249,15 @@ def validate_view(ops: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     type or a value out of range.
     """
     if isinstance(ops, Mapping) or isinstance(ops, str) or not isinstance(ops, Sequence):
-        raise ValueError(f"a view must be a list of ops like [{{'op': 'horizontal_flip'}}], "
-                         f"got {ops!r}")
+        raise ValueError(
+            f"a view must be a list of ops like [{{'op': 'horizontal_flip'}}], got {ops!r}"
+        )
     out: list[dict[str, Any]] = []
     for i, op in enumerate(ops):
         if not isinstance(op, Mapping):
-            raise ValueError(f"op #{i} must be a mapping like {{'op': 'horizontal_flip'}}, "
-                             f"got {op!r}")
+            raise ValueError(
+                f"op #{i} must be a mapping like {{'op': 'horizontal_flip'}}, got {op!r}"
+            )
         name = op.get("op")
         if name not in OPS:
             known = ", ".join(sorted(OPS))
