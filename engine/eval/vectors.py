@@ -9,14 +9,11 @@ arrays; :func:`as_matrix` returns exactly that.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import numpy as np
 
 _EPS = 1e-12  # below this norm a vector is treated as zero (and stays zero when normalised)
-_faiss_lock = threading.Lock()
-_faiss_ready = False
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -30,12 +27,12 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def as_matrix(x: Any, name: str = "embeddings") -> np.ndarray:
+def as_matrix(x: Any, name: str = "") -> np.ndarray:
     """Checked float32 C-contiguous matrix.
 
     Args:
         x: embeddings (N, D), numpy or torch. A single vector (D,) is read as (1, D).
-        name: how error messages call the argument.
+        name: which embeddings, for error messages ("train" -> "train embeddings contain NaN").
 
     Returns:
         float32 array (N, D), C-contiguous.
@@ -43,17 +40,18 @@ def as_matrix(x: Any, name: str = "embeddings") -> np.ndarray:
     Raises:
         ValueError: not 1-D/2-D, empty (N == 0 or D == 0), or containing NaN / inf.
     """
+    what = f"{name} embeddings".strip()
     a = to_numpy(x)
     if a.ndim == 1:
         a = a[None, :]
     if a.ndim != 2:
-        raise ValueError(f"{name} must be a matrix (N, D); got shape {tuple(a.shape)}")
+        raise ValueError(f"{what} must be a matrix (N, D); got shape {tuple(a.shape)}")
     if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"{name} are empty (shape {tuple(a.shape)})")
+        raise ValueError(f"{what} are empty (shape {tuple(a.shape)})")
     a = np.ascontiguousarray(a, dtype=np.float32)
     if not np.isfinite(a).all():
         kind = "NaN" if np.isnan(a).any() else "inf"
-        raise ValueError(f"{name} contain {kind}")
+        raise ValueError(f"{what} contain {kind}")
     return a
 
 
@@ -81,21 +79,23 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.maximum(norms, _EPS), dtype=np.float32)
 
 
-def faiss_module() -> Any:
-    """The faiss module, with its OpenMP pool limited once per process.
+def faiss_module(n_queries: int = 0) -> Any:
+    """The faiss module, with the calling thread's OpenMP pool sized for a search.
 
-    faiss defaults to one thread per core and oversubscribes badly when torch (training
-    thread) and numba (UMAP) run beside it; ``min(cores, 4)`` keeps searches fast without
-    starving them. ``SSL_STUDIO_FAISS_THREADS`` overrides the count.
+    OpenMP thread counts are per calling thread (``omp_set_num_threads`` in the main thread
+    does not reach the UI's or the runner's threads), so the count is set on every call; that
+    is only a write of a thread-local value. Batches of 20 queries or more (faiss's threshold
+    for its BLAS path) get ``min(cores, 4)`` threads: more oversubscribes the cores that
+    torch (training thread) and numba (UMAP) also use. Smaller batches get one thread: faiss
+    gains nothing from more there, and on a busy 2-core machine a single query against
+    50,000 x 512 took 5 ms on one thread against 26 ms on two (bench/bench_eval.py).
+    ``SSL_STUDIO_FAISS_THREADS`` caps the count.
+
+    Args:
+        n_queries: rows of the coming search (0: index building only).
     """
-    global _faiss_ready
     import faiss
 
-    if not _faiss_ready:
-        with _faiss_lock:
-            if not _faiss_ready:
-                default = min(os.cpu_count() or 1, 4)
-                n = int(os.environ.get("SSL_STUDIO_FAISS_THREADS", default))
-                faiss.omp_set_num_threads(max(1, n))
-                _faiss_ready = True
+    cap = int(os.environ.get("SSL_STUDIO_FAISS_THREADS", 0)) or min(os.cpu_count() or 1, 4)
+    faiss.omp_set_num_threads(max(1, min(cap, 1 if n_queries < 20 else cap)))
     return faiss

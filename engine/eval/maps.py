@@ -1,0 +1,228 @@
+"""A thread-safe cache of 2-D maps of embedding snapshots, computed in the background.
+
+The UI wants a map at once and a good map soon: PCA is a few milliseconds, so :meth:`MapCache.pca`
+answers synchronously; UMAP takes seconds (and its first call pays numba's compilation), so
+:meth:`MapCache.request` queues it on one worker thread and answers ``None`` until it is done.
+Results are kept per key, where a key names a run, a snapshot step and the feature mapped
+(``MapKey(run_id, step, "h")``), and per kind (``"pca"`` / ``"umap"``) and projection parameters.
+A computed map of a finished snapshot never changes, so nothing is ever recomputed.
+
+One worker is deliberate: UMAP uses every core through numba, and it shares the machine with a
+training thread; two UMAPs at once would each take twice as long. The newest request runs first
+(a user flipping through snapshots wants the one on the screen, not the one they left).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+KINDS = ("pca", "umap")
+
+
+class MapKey(NamedTuple):
+    """What a map is of: one run's snapshot at ``step``, feature ``h`` or ``z``."""
+
+    run_id: str
+    step: int
+    feature: str = "h"
+
+
+def _project(kind: str, feats: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    from engine.eval import projection
+
+    if kind == "pca":
+        return np.asarray(projection.pca_2d(feats), dtype=np.float32)
+    if kind == "umap":
+        return np.asarray(projection.umap_2d(feats, **params), dtype=np.float32)
+    raise ValueError(f"unknown map kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def _warm_up() -> None:
+    from engine.eval import projection
+
+    projection.warm_up_umap(background=False)
+
+
+class MapCache:
+    """2-D maps by (key, kind, parameters); UMAP in one background worker, PCA inline.
+
+    ``project`` and ``warm`` replace the projection functions (tests use fakes).
+    ``max_entries`` bounds the memory: the least recently used maps are dropped first.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = 256,
+        project: Callable[[str, np.ndarray, dict[str, Any]], np.ndarray] | None = None,
+        warm: Callable[[], None] | None = None,
+    ) -> None:
+        self.max_entries = max_entries
+        self._project = project or _project
+        self._warm = warm or _warm_up
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._done: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._errors: dict[Hashable, str] = {}
+        self._queue: OrderedDict[Hashable, tuple[str, np.ndarray, dict[str, Any]]] = OrderedDict()
+        self._running: Hashable | None = None
+        self._warming = False
+        self._warmed = False
+        self._worker: threading.Thread | None = None
+
+    # -- public ---------------------------------------------------------------------------------
+    def pca(self, key: Hashable, feats: Any) -> np.ndarray:
+        """The PCA map of ``feats`` (N, D) as float32 (N, 2), computed now and cached."""
+        slot = (key, "pca", ())
+        with self._lock:
+            if slot in self._done:
+                self._done.move_to_end(slot)
+                return self._done[slot]
+        coords = self._project("pca", np.asarray(feats), {})
+        with self._lock:
+            self._store(slot, coords)
+        return coords
+
+    def request(
+        self, key: Hashable, feats: Any, kind: str = "umap", **params: Any
+    ) -> np.ndarray | None:
+        """The map of ``feats`` (N, D) if it is ready, else ``None`` after queueing its
+        computation (once; asking again while it computes costs nothing).
+
+        ``kind="pca"`` answers synchronously. ``params`` go to the projection
+        (``n_neighbors``, ``min_dist``, ``seed`` for UMAP) and are part of the cache key.
+        A failed computation is not retried; :meth:`error` says why.
+        """
+        if kind == "pca":
+            return self.pca(key, feats)
+        if kind not in KINDS:
+            raise ValueError(f"unknown map kind {kind!r}; known: {', '.join(KINDS)}")
+        slot = (key, kind, tuple(sorted(params.items())))
+        with self._lock:
+            if slot in self._done:
+                self._done.move_to_end(slot)
+                return self._done[slot]
+            if slot in self._errors or slot == self._running:
+                return None
+            self._queue[slot] = (kind, np.array(feats, dtype=np.float32, copy=True), dict(params))
+            self._queue.move_to_end(slot)  # newest first
+            self._ensure_worker()
+            self._wake.notify_all()
+        return None
+
+    def status(self, key: Hashable, kind: str = "umap", **params: Any) -> str:
+        """``ready`` | ``computing`` | ``queued`` | ``failed`` | ``missing``."""
+        slot = (key, kind, tuple(sorted(params.items())) if kind != "pca" else ())
+        with self._lock:
+            if slot in self._done:
+                return "ready"
+            if slot in self._errors:
+                return "failed"
+            if slot == self._running:
+                return "computing"
+            if slot in self._queue:
+                return "queued"
+        return "missing"
+
+    def error(self, key: Hashable, kind: str = "umap", **params: Any) -> str | None:
+        """Why the map of ``key`` failed, or ``None``."""
+        with self._lock:
+            return self._errors.get((key, kind, tuple(sorted(params.items()))))
+
+    def wait(
+        self, key: Hashable, kind: str = "umap", timeout: float = 30.0, **params: Any
+    ) -> np.ndarray | None:
+        """Block until the requested map is ready (its coordinates), failed or the timeout
+        passes (``None`` for both)."""
+        slot = (key, kind, tuple(sorted(params.items())))
+        with self._wake:
+            self._wake.wait_for(
+                lambda: slot in self._done or slot in self._errors
+                or (slot not in self._queue and slot != self._running),
+                timeout,
+            )
+            return self._done.get(slot)
+
+    def warm_up(self) -> None:
+        """Compile UMAP's numba kernels in the background (once per process), so the first
+        real map does not pay for it. Map requests made meanwhile queue behind it."""
+        with self._lock:
+            if self._warmed or self._warming:
+                return
+            self._warming = True
+            self._ensure_worker()
+            self._wake.notify_all()
+
+    @property
+    def warmed(self) -> bool:
+        with self._lock:
+            return self._warmed
+
+    def busy(self) -> bool:
+        """True while a map is computing or queued (the UI polls only then)."""
+        with self._lock:
+            return bool(self._queue) or self._running is not None or self._warming
+
+    def clear(self, run_id: str | None = None) -> None:
+        """Forget the maps of one run (keys whose ``run_id`` matches), or all maps."""
+        with self._lock:
+            for store in (self._done, self._errors):
+                for slot in [s for s in store if run_id is None or _run_of(s[0]) == run_id]:
+                    del store[slot]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._done)
+
+    # -- the worker -------------------------------------------------------------------------
+    def _store(self, slot: Hashable, coords: np.ndarray) -> None:
+        self._done[slot] = coords
+        self._done.move_to_end(slot)
+        while len(self._done) > self.max_entries:
+            self._done.popitem(last=False)
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._loop, name="map-worker", daemon=True)
+            self._worker.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                if not self._wake.wait_for(lambda: self._queue or self._warming, timeout=30.0):
+                    self._worker = None  # idle: let the thread end; the next request restarts it
+                    return
+                warming = self._warming and not self._warmed
+                if not warming:
+                    slot, (kind, feats, params) = self._queue.popitem(last=True)
+                    self._running = slot
+            if warming:
+                try:
+                    self._warm()
+                except Exception:  # noqa: BLE001 — a failed warm-up only costs time later
+                    pass
+                with self._wake:
+                    self._warming, self._warmed = False, True
+                    self._wake.notify_all()
+                continue
+            try:
+                coords, error = self._project(kind, feats, params), None
+            except Exception as exc:  # noqa: BLE001 — reported through error()
+                coords, error = None, str(exc) or type(exc).__name__
+            with self._wake:
+                if error is None:
+                    self._store(slot, coords)
+                else:
+                    self._errors[slot] = error
+                self._running = None
+                self._wake.notify_all()
+
+
+def _run_of(key: Hashable) -> Any:
+    if isinstance(key, tuple) and key:
+        return key[0]
+    return key
