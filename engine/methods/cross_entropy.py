@@ -16,7 +16,9 @@ from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 
 @dataclass
 class CrossEntropyConfig:
-    label_smoothing: float = param(0.0, "Label smoothing epsilon (0 = plain cross-entropy).", 0, 0.5)
+    label_smoothing: float = param(
+        0.0, "Label smoothing epsilon (0 = plain cross-entropy).", 0, 0.5
+    )
 
 
 @METHODS.register("cross_entropy")
