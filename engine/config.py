@@ -127,7 +127,9 @@ class RunConfig:
                 d[parts[0]] = value
                 continue
             if len(parts) != 2 or parts[0] not in d or not isinstance(d[parts[0]], dict):
-                raise ValueError(f"unknown config key {key!r}; use section.field, e.g. train.epochs")
+                raise ValueError(
+                    f"unknown config key {key!r}; use section.field, e.g. train.epochs"
+                )
             section_cls = SECTIONS[parts[0]]
             if parts[1] not in {f.name for f in fields(section_cls)}:
                 known = ", ".join(f.name for f in fields(section_cls))
@@ -187,7 +189,8 @@ def _coerce(value: Any, default: Any, key: str, annotation: str = "") -> Any:
                 ]
             return _freeze(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{key}: cannot use {value!r}; expected {type(default).__name__}") from None
+        expected = type(default).__name__
+        raise ValueError(f"{key}: cannot use {value!r}; expected {expected}") from None
     return value
 
 

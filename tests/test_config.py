@@ -15,8 +15,12 @@ def test_round_trip_through_dict():
 
 def test_cli_strings_are_coerced_to_field_types():
     cfg = RunConfig().with_overrides(
-        {"train.epochs": "2.5", "train.batch_size": "128", "train.compile": "true",
-         "augment.disable": "color_jitter,grayscale"}
+        {
+            "train.epochs": "2.5",
+            "train.batch_size": "128",
+            "train.compile": "true",
+            "augment.disable": "color_jitter,grayscale",
+        }
     )
     assert cfg.train.epochs == 2.5
     assert cfg.train.batch_size == 128

@@ -1,7 +1,7 @@
+import io
 import json
 import threading
 import zipfile
-import io
 
 import numpy as np
 

@@ -46,7 +46,7 @@ class Recorder:
         listener: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.run = run
-        self.log = log or EventLog()
+        self.log = log if log is not None else EventLog()
         self.listener = listener
 
     def __call__(self, event: dict[str, Any]) -> None:

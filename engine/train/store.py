@@ -44,7 +44,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode())
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+    atomic_write_bytes(path, text.encode())
 
 
 def _json_default(x: Any) -> Any:
