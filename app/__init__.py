@@ -1,0 +1,1 @@
+"""The Streamlit UI: thin pages over the engine (no science here; see engine/)."""

@@ -1,0 +1,107 @@
+"""Forms generated from the engine's declarations: a method's options (its config dataclass) and
+the augmentation ops (``engine.augment.OPS``), so the UI and the engine cannot disagree."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import streamlit as st
+
+from engine.augment.ops import OPS, validate_view
+
+
+def _step(low: float, high: float) -> float:
+    span = high - low
+    return float(10 ** (round(math.log10(span)) - 2)) if span > 0 else 0.01
+
+
+def option_widget(option: dict[str, Any], key: str, container: Any = st) -> Any:
+    """One widget for one method option (as described by ``describe_method``)."""
+    name, default, help_ = option["name"], option["default"], option.get("help") or None
+    low, high, choices = option.get("low"), option.get("high"), option.get("choices")
+    label = name.replace("_", " ")
+    if choices:
+        choices = list(choices)
+        return container.selectbox(label, choices, index=choices.index(default) if default in
+                                   choices else 0, key=key, help=help_)
+    if isinstance(default, bool):
+        return container.toggle(label, value=default, key=key, help=help_)
+    if isinstance(default, int):
+        return int(container.number_input(
+            label, value=default, step=1, key=key, help=help_,
+            min_value=int(low) if low is not None else None,
+            max_value=int(high) if high is not None else None,
+        ))
+    if isinstance(default, float):
+        return float(container.number_input(
+            label, value=float(default), key=key, help=help_, format="%g",
+            step=_step(low, high) if low is not None and high is not None else None,
+            min_value=float(low) if low is not None else None,
+            max_value=float(high) if high is not None else None,
+        ))
+    return container.text_input(label, value=str(default), key=key, help=help_)
+
+
+def method_form(description: dict[str, Any], container: Any = st) -> dict[str, Any]:
+    """Widgets for every option of a method; returns the options that differ from the
+    defaults (what goes into ``method.params``)."""
+    params: dict[str, Any] = {}
+    for option in description["options"]:
+        key = f"method_{description['name']}_{option['name']}"
+        value = option_widget(option, key, container)
+        if value != option["default"]:
+            params[option["name"]] = value
+    return params
+
+
+# -- augmentations ---------------------------------------------------------------------------
+def _param_widget(op: str, pname: str, value: Any, key: str) -> Any:
+    spec = OPS[op].params[pname]
+    label = pname.replace("_", " ")
+    if spec.kind == "bool":
+        return st.checkbox(label, value=bool(value), key=key, help=spec.help)
+    if spec.kind == "int":
+        return st.slider(label, int(spec.low), int(spec.high), int(value), key=key, help=spec.help)
+    step = _step(float(spec.low), float(spec.high))
+    if spec.kind == "range":
+        lo, hi = (float(v) for v in value)
+        return tuple(st.slider(label, float(spec.low), float(spec.high), (lo, hi), step=step,
+                               key=key, help=spec.help))
+    return st.slider(label, float(spec.low), float(spec.high), float(value), step=step, key=key,
+                     help=spec.help)
+
+
+def view_editor(view: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Edit one view: each op can be switched off, its probability and parameters changed;
+    ops can be added. Returns the edited op list."""
+    added_key = f"{key}_added"
+    ops = validate_view(view) + validate_view([{"op": n} for n in st.session_state.get(
+        added_key, [])])
+    out = []
+    for i, op in enumerate(ops):
+        name = op["op"]
+        spec = OPS[name]
+        with st.container(border=True):
+            top = st.columns([3, 2])
+            on = top[0].checkbox(f"**{name.replace('_', ' ')}**", value=True,
+                                 key=f"{key}_{i}_{name}_on", help=spec.help)
+            p = top[1].slider("probability", 0.0, 1.0, float(op["p"]), 0.05,
+                              key=f"{key}_{i}_{name}_p", disabled=not on,
+                              help="chance that each image gets this op")
+            edited = {"op": name, "p": p}
+            if on and spec.params:
+                cols = st.columns(min(len(spec.params), 2))
+                for j, pname in enumerate(spec.params):
+                    with cols[j % len(cols)]:
+                        edited[pname] = _param_widget(name, pname, op[pname],
+                                                      f"{key}_{i}_{name}_{pname}")
+            if on:
+                out.append(edited)
+    choices = ["(add an op)", *sorted(OPS)]
+    add = st.selectbox("Add an op", choices, key=f"{key}_add", label_visibility="collapsed")
+    if add != choices[0]:
+        st.session_state[added_key] = [*st.session_state.get(added_key, []), add]
+        del st.session_state[f"{key}_add"]
+        st.rerun()
+    return out

@@ -1,0 +1,201 @@
+"""The live view of one run: status, headline numbers, loss and kNN curves, collapse
+diagnostics. Drawn inside a fragment that polls only while the run trains (see ``show``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import streamlit as st
+
+from app import charts
+from app.feed import Feed, feed
+from app.run_info import ACTIVE, run_status
+from app.state import run_dir
+
+POLL_SECONDS = 1.0
+
+
+def show(run_id: str, key: str = "live") -> None:
+    """Draw the run's live panel; it refreshes itself every second while the run is going and
+    reruns the whole page once when the run's status changes (so buttons follow)."""
+    status = run_status(run_id)
+    st.session_state[f"{key}_status_{run_id}"] = status
+    active = status in ACTIVE
+    st.fragment(_panel, run_every=POLL_SECONDS if active else None)(run_id, key)
+
+
+def _panel(run_id: str, key: str) -> None:
+    run = run_dir(run_id)
+    if run is None:
+        st.info("This run was deleted.")
+        return
+    status = run_status(run_id)
+    status_key = f"{key}_status_{run_id}"
+    if status != st.session_state.get(status_key):
+        st.session_state[status_key] = status
+        st.rerun(scope="app")  # the run paused, resumed or ended: redraw the controls
+    f = feed(run_id)
+    cfg = run.config()
+    _status_line(f, status, run.summary())
+    _headline(f, cfg)
+    _curves(f, key)
+    diag = f.events("diagnostics")
+    if diag:
+        diagnostics_panel(diag, key)
+
+
+def _status_line(f: Feed, status: str, summary: dict[str, Any]) -> None:
+    failed = f.last("failed")
+    if status == "failed" or failed:
+        error = (failed or {}).get("error") or summary.get("error") or "unknown error"
+        st.error(f"**The run failed:** {error}", icon=":material/error:")
+        return
+    finished = f.last("finished")
+    start = f.last("start")
+    if status in ("running", "paused") and start is None:
+        last_status = f.last("status") or {}
+        st.info(f"Starting: {last_status.get('message', 'loading data')}…")
+    elif finished:
+        st.success(f"{status.capitalize()}: {finished.get('reason', '')}")
+    elif status == "interrupted":
+        st.warning("Interrupted: the process that trained this run ended before it finished.")
+    elif status == "paused":
+        st.info("Paused. Press Resume to go on.")
+    if start is not None:
+        ds = start.get("dataset", {})
+        st.caption(
+            f"{ds.get('name', '?')}: {ds.get('train', '?')} train / {ds.get('test', '?')} test "
+            f"images at {ds.get('image_size', '?')} px · device {start.get('device', '?')} · "
+            f"batch {start.get('batch_size', '?')} · {start.get('parameters', 0) / 1e6:.2f} M "
+            "parameters"
+        )
+
+
+def _time_left(step: dict[str, Any], cfg: Any) -> str:
+    elapsed, progress = step.get("elapsed", 0.0), step.get("progress", 0.0)
+    if cfg.train.max_seconds:
+        left = max(0.0, cfg.train.max_seconds - elapsed)
+        if progress > 0:
+            left = min(left, elapsed * (1 - progress) / progress)
+    elif progress > 0:
+        left = elapsed * (1 - progress) / progress
+    else:
+        return "?"
+    return f"{int(left // 60)}:{int(left % 60):02d}"
+
+
+def _headline(f: Feed, cfg: Any) -> None:
+    step = f.last("step")
+    evals = f.events("eval")
+    cols = st.columns(6)
+    if step is None:
+        cols[0].metric("Step", 0)
+        cols[1].metric("Loss", "–")
+    else:
+        cols[0].metric("Step", f"{step['step']:,}", f"epoch {step.get('epoch', 0):.1f}",
+                       delta_color="off", delta_arrow="off")
+        cols[1].metric("Loss", f"{step['loss']:.4f}")
+    if evals and "knn_top1" in evals[-1]:
+        last = evals[-1]["knn_top1"]
+        delta = last - evals[0]["knn_top1"] if len(evals) > 1 else None
+        cols[2].metric("kNN top-1", f"{last:.3f}",
+                       f"{delta:+.3f} since start" if delta is not None else None)
+    else:
+        cols[2].metric("kNN top-1", "–")
+    if step is not None:
+        cols[3].metric("Images / s", f"{step.get('images_per_s', 0):,.0f}")
+        cols[4].metric("Learning rate", f"{step.get('lr', 0):.2e}")
+        cols[5].metric("Time left", _time_left(step, cfg))
+        progress = float(step.get("progress", 0.0))
+        st.progress(min(max(progress, 0.0), 1.0), text=f"{progress:.0%}")
+
+
+def _curves(f: Feed, key: str) -> None:
+    steps = f.events("step")
+    evals = f.events("eval")
+    left, right = st.columns(2)
+    with left:
+        if steps:
+            series = {"loss": ([e["step"] for e in steps], [e["loss"] for e in steps])}
+            extra = [k for k in steps[-1] if k.startswith("train_acc")]
+            fig = charts.curves(series, "Training loss", "loss")
+            st.plotly_chart(fig, key=f"{key}_loss", config={"displayModeBar": False})
+            if extra:
+                st.caption(" · ".join(f"{k.replace('_', ' ')}: {steps[-1][k]:.3f}"
+                                      for k in extra))
+        else:
+            st.caption("The loss curve appears with the first training step.")
+    with right:
+        if evals:
+            series: dict[str, tuple[list, list]] = {}
+            keys = [k for k in evals[-1] if k.startswith("knn_") and isinstance(
+                evals[-1][k], float)]
+            for k in keys:
+                pts = [(e["step"], e[k]) for e in evals if k in e and _finite(e[k])]
+                if pts:
+                    series[_knn_name(k)] = ([p[0] for p in pts], [p[1] for p in pts])
+            attributes = [n for n in series if not n.startswith("class")]
+            fig = charts.curves(series, "kNN accuracy on the test split", "top-1",
+                                y_range=(0, 1.02), dashed=attributes, hidden=attributes[1:])
+            st.plotly_chart(fig, key=f"{key}_knn", config={"displayModeBar": False})
+        else:
+            st.caption("kNN accuracy appears after the first evaluation (at step 0).")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def _knn_name(key: str) -> str:
+    if key == "knn_top1":
+        return "class (h)"
+    if key == "knn_top1_z":
+        return "class (z)"
+    return f"{key[4:]} (h)"
+
+
+def diagnostics_panel(events: list[dict[str, Any]], key: str = "live") -> None:
+    """Collapse diagnostics, compact: std of z against its healthy value, effective ranks,
+    alignment / uniformity, and the alarm in plain words."""
+    d = events[-1]
+    alarm = d.get("alarm") or {}
+    st.markdown("##### Collapse diagnostics")
+    if alarm.get("kind") not in (None, "none"):
+        text = f"**{alarm.get('message', alarm['kind'])}**"
+        causes = alarm.get("causes") or []
+        if causes:
+            text += "\n\nUsual causes:\n" + "\n".join(f"- {c}" for c in causes)
+        show = st.error if alarm.get("severity") == "critical" else st.warning
+        show(text, icon=":material/warning:")
+    cols = st.columns(4)
+    std, healthy = d.get("std_z"), d.get("std_healthy")
+    if std is not None:
+        cols[0].metric("std of z", f"{std:.3f}",
+                       f"healthy ≈ {healthy:.3f}" if healthy else None, delta_color="off",
+                       delta_arrow="off",
+                       help="Mean per-dimension std of the L2-normalised projection; "
+                       "1/√d when healthy, 0 when collapsed (SimSiam).")
+    if d.get("rank_z") is not None:
+        cols[1].metric("Effective rank z", f"{d['rank_z']:.1f}", f"of {d.get('dim_z', '?')}",
+                       delta_color="off", delta_arrow="off",
+                       help="RankMe: exp(entropy of normalised singular values). Far below the "
+                       "dimension: dimensional collapse.")
+    if d.get("rank_h") is not None:
+        cols[2].metric("Effective rank h", f"{d['rank_h']:.1f}")
+    if d.get("alignment") is not None and d.get("uniformity") is not None:
+        cols[3].metric("Alignment / uniformity", f"{d['alignment']:.2f} / {d['uniformity']:.2f}",
+                       help="Wang & Isola 2020: alignment = mean squared distance of positive "
+                       "pairs (lower is better); uniformity = log mean Gaussian potential "
+                       "(lower is more uniform).")
+    if len(events) > 1:
+        xs = [e["step"] for e in events]
+        series = {}
+        if healthy:
+            series["std z / healthy"] = (xs, [e.get("std_z", 0) / healthy for e in events])
+        if d.get("dim_z"):
+            series["rank z / dim"] = (xs, [e.get("rank_z", 0) / d["dim_z"] for e in events])
+        if series:
+            st.plotly_chart(charts.curves(series, "Collapse over training (1 = healthy)",
+                                          height=220),
+                            key=f"{key}_diag", config={"displayModeBar": False})

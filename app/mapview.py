@@ -1,0 +1,181 @@
+"""What Explore and Compare share: a run's snapshot with its images and colourings, its 2-D map
+(PCA at once, UMAP from the background cache), and neighbour galleries (faiss in the full
+embedding space, from ``engine.eval.retrieval``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from app import images
+from app.state import dataset, map_cache, registry
+from engine.eval.maps import MapKey
+from engine.eval.retrieval import NeighbourIndex, precision_at_k
+
+UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "seed": 0}
+MAP_KINDS = {"umap": "UMAP", "pca": "PCA"}
+
+
+@dataclass
+class Snapshot:
+    """One embedding snapshot of a run, with what it takes to draw it."""
+
+    run_id: str
+    step: int
+    arrays: dict[str, np.ndarray]
+    class_names: list[str]
+    attribute_names: dict[str, list[str]] = field(default_factory=dict)
+    thumbs: Any = None  # uint8 (N, C, H, W) test images of the snapshot rows, or None
+    data_error: str = ""
+
+    @property
+    def n(self) -> int:
+        return len(self.arrays["h"])
+
+    @property
+    def features(self) -> list[str]:
+        return [k for k in ("h", "z") if k in self.arrays]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.arrays["labels"]
+
+    def colourings(self) -> list[str]:
+        return ["class", *[a for a in self.attribute_names if f"attr_{a}" in self.arrays]]
+
+    def codes(self, colouring: str) -> tuple[np.ndarray, list[str]]:
+        """Per-row integer codes and the names they stand for."""
+        if colouring == "class":
+            return self.labels, self.class_names
+        return self.arrays[f"attr_{colouring}"], self.attribute_names[colouring]
+
+    def describe_row(self, row: int, colouring: str = "class") -> str:
+        parts = [f"#{int(self.arrays['index'][row])}", _name(self.class_names, self.labels[row])]
+        for a in self.attribute_names:
+            if f"attr_{a}" in self.arrays:
+                parts.append(_name(self.attribute_names[a], self.arrays[f"attr_{a}"][row]))
+        return " · ".join(parts)
+
+
+def _name(names: Sequence[str], code: Any) -> str:
+    code = int(code)
+    if code < 0:
+        return "unlabelled"
+    return names[code] if code < len(names) else str(code)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _load(run_id: str, step: int) -> Snapshot:
+    run = registry().run(run_id)
+    arrays = run.load_snapshot(step)
+    cfg = run.config()
+    class_names: list[str] = []
+    attributes: dict[str, list[str]] = {}
+    thumbs, error = None, ""
+    try:
+        ds = dataset(cfg.data)
+        class_names, attributes = list(ds.class_names), dict(ds.attribute_names)
+        thumbs = ds.test.images[arrays["index"]]
+    except Exception as exc:  # noqa: BLE001 — the map still works without pictures
+        error = str(exc)
+        n_classes = int(arrays["labels"].max()) + 1 if len(arrays["labels"]) else 0
+        class_names = [str(i) for i in range(n_classes)]
+        for key, values in arrays.items():
+            if key.startswith("attr_"):
+                attributes[key[5:]] = [str(i) for i in range(int(values.max()) + 1)]
+    return Snapshot(run_id, step, arrays, class_names, attributes, thumbs, error)
+
+
+def load(run_id: str, step: int) -> Snapshot:
+    """The snapshot of ``run_id`` at ``step`` (cached per process)."""
+    return _load(run_id, int(step))
+
+
+def coords(snap: Snapshot, feature: str, kind: str) -> tuple[np.ndarray, str]:
+    """The 2-D map to draw now and what it is (``umap`` or ``pca``): PCA stands in while the
+    UMAP is computed in the background."""
+    key = MapKey(snap.run_id, snap.step, feature)
+    feats = snap.arrays[feature]
+    if kind == "umap":
+        done = map_cache().request(key, feats, **UMAP_PARAMS)
+        if done is not None:
+            return done, "umap"
+    return map_cache().pca(key, feats), "pca"
+
+
+def umap_pending(snaps: Sequence[tuple[Snapshot, str]]) -> bool:
+    return any(map_cache().status(MapKey(s.run_id, s.step, f), **UMAP_PARAMS)
+               in ("queued", "computing") for s, f in snaps)
+
+
+def umap_error(snap: Snapshot, feature: str) -> str | None:
+    return map_cache().error(MapKey(snap.run_id, snap.step, feature), **UMAP_PARAMS)
+
+
+def wait_for_umap(snaps: Sequence[tuple[Snapshot, str]]) -> None:
+    """A small poller that redraws the page once the requested UMAPs are ready. The map itself
+    lives in a fragment that never refreshes on a timer (that would clear the selection)."""
+    for snap, feature in snaps:
+        coords(snap, feature, "umap")  # queue what is missing, so "pending" means something
+    if not umap_pending(snaps):
+        return
+
+    def poll() -> None:
+        if not umap_pending(snaps):
+            st.rerun(scope="app")
+        st.caption(":material/hourglass_top: Computing the UMAP map in the background; "
+                   "PCA is shown meanwhile.")
+
+    st.fragment(poll, run_every=1.0)()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _index(run_id: str, step: int, feature: str) -> NeighbourIndex:
+    return NeighbourIndex(load(run_id, step).arrays[feature])
+
+
+def neighbours(snap: Snapshot, feature: str, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarities and rows of the ``k`` nearest neighbours of ``row`` (itself left
+    out), searched in the full embedding space."""
+    sims, idx = _index(snap.run_id, snap.step, feature).neighbours_of([row], k)
+    return sims[0], idx[0]
+
+
+def precision(snap: Snapshot, idx: np.ndarray, row: int, colouring: str) -> float | None:
+    """Precision@k of one query: the fraction of its neighbours that share its label."""
+    codes, _ = snap.codes(colouring)
+    if codes[row] < 0:
+        return None
+    return float(precision_at_k(codes[idx][None, :], codes[[row]])[0])
+
+
+def gallery(snap: Snapshot, rows: Sequence[int], captions: Sequence[str], size: int = 96,
+            per_row: int | None = None) -> None:
+    """Thumbnails of snapshot rows with captions, ``per_row`` to a row (or just the captions
+    when the images cannot be loaded)."""
+    if snap.thumbs is None:
+        st.caption(" · ".join(captions))
+        return
+    pics = images.thumbs(snap.thumbs[list(rows)], size)
+    if per_row is None:
+        st.image(pics, caption=list(captions), width=size)
+        return
+    for start in range(0, len(pics), per_row):
+        cols = st.columns(per_row, gap="small")
+        for col, pic, cap in zip(cols, pics[start : start + per_row],
+                                 captions[start : start + per_row], strict=False):
+            col.image(pic, caption=cap, width="stretch")
+
+
+def pick_step(snap_steps: list[int], key: str, label: str = "Snapshot (training step)") -> int:
+    """A slider over a run's snapshot steps; the newest by default."""
+    if st.session_state.get(key) not in (None, *snap_steps):
+        del st.session_state[key]
+    if len(snap_steps) == 1:
+        st.caption(f"{label}: {snap_steps[0]}")
+        return snap_steps[0]
+    return int(st.select_slider(label, snap_steps, value=snap_steps[-1], key=key))

@@ -1,0 +1,170 @@
+"""Compare: two runs on the same images side by side: maps with the same colouring, kNN accuracy,
+neighbour precision, and one query image's neighbours under each run."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from app import charts, mapview
+from app.run_info import label, pick_run
+from app.state import registry, run_dir, select_run, selected_run
+from engine.eval.clusters import compare_runs
+
+
+def default_pair() -> tuple[str | None, str | None]:
+    """The URL's pair, else the two newest runs with maps on the same data set."""
+    a, b = selected_run("a"), selected_run("b")
+    if a and b:
+        return a, b
+    runs = [r for r in registry().runs() if r.snapshots()]
+    for i, first in enumerate(runs):
+        data = first.config().data
+        for second in runs[i + 1 :]:
+            if second.config().data == data:
+                return a or second.id, b or first.id
+    return a or (runs[1].id if len(runs) > 1 else None), b or (runs[0].id if runs else None)
+
+
+def aligned(sa: mapview.Snapshot, sb: mapview.Snapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of each snapshot showing the same test images, in the same order."""
+    common, ia, ib = np.intersect1d(sa.arrays["index"], sb.arrays["index"], return_indices=True)
+    return ia, ib
+
+
+def metrics_table(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.ndarray],
+                  feature: str, colouring: str, k: int) -> None:
+    codes = snaps[0].codes(colouring)[0][rows[0]]
+    fa = snaps[0].arrays[feature if feature in snaps[0].arrays else "h"][rows[0]]
+    fb = snaps[1].arrays[feature if feature in snaps[1].arrays else "h"][rows[1]]
+    try:
+        cmp = compare_runs(fa, fb, codes, k=k)
+    except ValueError as exc:
+        st.warning(f"Cannot compare these snapshots: {exc}")
+        return
+    table = []
+    for side, run_id, snap in (("a", runs[0], snaps[0]), ("b", runs[1], snaps[1])):
+        run = run_dir(run_id)
+        evals = [e for e in run.metrics("eval") if e.get("step") == snap.step]
+        ev = evals[-1] if evals else {}
+        knn_key = "knn_top1" if colouring == "class" else f"knn_{colouring}"
+        sil = cmp.get(f"silhouette_{side}")
+        table.append({
+            "run": label(run),
+            "step": snap.step,
+            f"kNN top-1 ({colouring})": ev.get(knn_key),
+            f"precision@{k} ({colouring})": cmp[f"precision_{side}"],
+            "silhouette": sil,
+        })
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in table[0] if c not in ("run", "step")})
+    st.caption(f"Neighbourhood overlap (mean Jaccard of the top-{k} neighbour sets of each "
+               f"image under the two runs): **{cmp['overlap']:.2f}**. Precision@{k}: the share of "
+               "an image's neighbours with its label; silhouette: how well separated the label "
+               "clusters are (cosine, −1 to 1).")
+
+
+def maps_fragment(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.ndarray],
+                  kind: str, feature: str, colouring: str, k: int) -> None:
+    """Both maps (same colouring; clicking either picks the query) and the query's neighbours
+    under each run, side by side."""
+    names = snaps[0].codes(colouring)[1]
+    st.markdown(charts.legend_html(names), unsafe_allow_html=True)
+    cols = st.columns(2, gap="large")
+    changed: int | None = None
+    for side, col, run_id, snap, r in zip("ab", cols, runs, snaps, rows, strict=True):
+        with col:
+            f = feature if feature in snap.arrays else "h"
+            xy, shown = mapview.coords(snap, f, kind)
+            codes = snap.codes(colouring)[0]
+            hover = [snap.describe_row(i) for i in r]
+            fig = charts.embedding_map(xy[r], codes[r], names, hover, height=480,
+                                       title=f"{side.upper()}: {label(run_dir(run_id), False)}")
+            event = st.plotly_chart(
+                fig, key=f"compare_map_{side}_{run_id}_{snap.step}_{f}_{shown}",
+                on_select="rerun", selection_mode=("points",),
+                config={"displayModeBar": False},
+            )
+            sel = charts.selected_rows(event)
+            seen_key = f"compare_seen_{side}"
+            if sel and sel != st.session_state.get(seen_key):
+                changed = sel[-1]  # the map just clicked sets the query
+            st.session_state[seen_key] = sel
+    if changed is not None:
+        st.session_state["compare_query"] = changed
+    q = st.session_state.get("compare_query")
+    if q is None or q >= len(rows[0]):
+        st.info("Click an image on either map (or press **Random query**) to see its "
+                "neighbours under each run.")
+        return
+    codes_a, names = snaps[0].codes(colouring)
+    qa = int(rows[0][q])
+    st.markdown(f"**Query** · {snaps[0].describe_row(qa)}")
+    mapview.gallery(snaps[0], [qa], [mapview._name(names, codes_a[qa])], size=128)
+    cols = st.columns(2, gap="large")
+    for side, col, snap, r in zip("ab", cols, snaps, rows, strict=True):
+        with col:
+            f = feature if feature in snap.arrays else "h"
+            row = int(r[q])
+            sims, idx = mapview.neighbours(snap, f, row, k)
+            codes = snap.codes(colouring)[0]
+            p = mapview.precision(snap, idx, row, colouring)
+            st.markdown(f"**{side.upper()}**: neighbours"
+                        + (f" · precision@{len(idx)} **{p:.2f}**" if p is not None else ""))
+            captions = [f"{'✓' if codes[j] == codes[row] else '✗'} "
+                        f"{mapview._name(names, codes[j])} · {s:.3f}"
+                        for j, s in zip(idx, sims, strict=True)]
+            mapview.gallery(snap, idx.tolist(), captions, size=96, per_row=5)
+
+
+def main() -> None:
+    st.title("Compare")
+    default_a, default_b = default_pair()
+    cols = st.columns(2)
+    with cols[0]:
+        a = pick_run("Run A", default_a, "compare_a", need_snapshots=True)
+    with cols[1]:
+        b = pick_run("Run B", default_b, "compare_b", need_snapshots=True)
+    if a is None or b is None or a == b:
+        st.info("Pick two different runs with embedding maps. The motivating pair: train "
+                "**supcon** and **cross_entropy** on the same data set from the Train page.")
+        return
+    select_run(a, "a")
+    select_run(b, "b")
+    run_a, run_b = run_dir(a), run_dir(b)
+    if run_a.config().data != run_b.config().data:
+        st.warning("These runs use different data settings; only the test images both maps "
+                   "share are compared.")
+    step_cols = st.columns(2)
+    with step_cols[0]:
+        step_a = mapview.pick_step(run_a.snapshots(), f"compare_step_a_{a}", "Step of A")
+    with step_cols[1]:
+        step_b = mapview.pick_step(run_b.snapshots(), f"compare_step_b_{b}", "Step of B")
+    snaps = [mapview.load(a, step_a), mapview.load(b, step_b)]
+    rows = list(aligned(*snaps))
+    if len(rows[0]) < 10:
+        st.error("These two runs share fewer than 10 test images; they cannot be compared.")
+        return
+
+    ctl = st.columns([2, 2, 1, 2, 2])
+    kind = ctl[0].radio("Map", list(mapview.MAP_KINDS), horizontal=True, key="compare_kind",
+                        format_func=mapview.MAP_KINDS.get)
+    colourings = [c for c in snaps[0].colourings() if c in snaps[1].colourings()]
+    colouring = ctl[1].selectbox("Colour by", colourings, key="compare_colour")
+    features = [f for f in snaps[0].features if f in snaps[1].features]
+    feature = ctl[2].radio("Feature", features, horizontal=True, key="compare_feature")
+    k = ctl[3].slider("Neighbours k", 1, 30, 10, key="compare_k")
+    with ctl[4]:
+        st.write("")
+        if st.button("Random query", icon=":material/casino:", key="compare_random",
+                     width="stretch"):
+            st.session_state["compare_query"] = int(np.random.default_rng().integers(len(rows[0])))
+
+    metrics_table([a, b], snaps, rows, feature, colouring, k)
+    if kind == "umap":
+        mapview.wait_for_umap([(snaps[0], feature), (snaps[1], feature)])
+    st.fragment(maps_fragment)([a, b], snaps, rows, kind, feature, colouring, k)
+
+
+main()

@@ -1,0 +1,268 @@
+"""Train: set up a run (data, backbone, method, augmentations, budget), start it, watch it live."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, images, live
+from app.forms import method_form, view_editor
+from app.run_info import ACTIVE, pick_run, run_status
+from app.state import dataset, dataset_is_quick, registry, select_run, selected_run
+from engine.augment import list_presets, preset_info, preview_grid, resolve_views
+from engine.config import (
+    AugmentConfig,
+    DataConfig,
+    EvalConfig,
+    MethodConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    validate,
+)
+from engine.data import DATASETS
+from engine.methods import METHODS, build_method_config, describe_method
+from engine.models import BACKBONES
+
+DEFAULT_SECONDS = 120
+DEFAULT_BATCH = 128  # a step in about a second on a 2-core CPU: the curves move at once
+BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048]
+IMAGE_SIZES = [16, 24, 28, 32, 48, 64, 96, 128, 224]
+PICKER = "train_run_picker"
+EVAL_BANK = [500, 1000, 2000, 5000, 10000, 0]
+EVAL_QUERIES = [250, 500, 1000, 2000]
+
+
+def _index(options: list, value: object) -> int:
+    return options.index(value) if value in options else 0
+
+
+# -- the set-up, in the sidebar --------------------------------------------------------------
+def data_setup() -> DataConfig:
+    names = DATASETS.names()
+    name = st.selectbox("Data set", names, index=_index(names, "shapes"), key="data_name",
+                        help="shapes: built in, the teaching default. Others download on first "
+                        "use; folder: your own images (one sub-folder per class).")
+    root = ""
+    if name == "folder":
+        root = st.text_input("Image folder", key="data_root",
+                             help="A folder in ImageFolder layout (class sub-folders) or a "
+                             "flat folder of images (unlabelled).")
+    with st.expander("Data options"):
+        size = st.select_slider("Image size (px)", IMAGE_SIZES, value=32, key="data_size")
+        train_size = st.number_input("Train images (0 = all)", 0, 10_000_000, 0, 1000,
+                                     key="data_train_size")
+        labels = st.number_input("Labels per class (0 = all)", 0, 100_000, 0, 10,
+                                 key="data_labels", help="Keep labels for only this many train "
+                                 "images per class (semi-supervised methods).")
+    return DataConfig(name=name, root=root, image_size=int(size), train_size=int(train_size),
+                      labels_per_class=int(labels))
+
+
+def method_setup() -> tuple[str, dict, dict]:
+    names = METHODS.names()
+    name = st.selectbox("Method", names, index=_index(names, "simclr"), key="method_name")
+    desc = describe_method(METHODS.get(name))
+    st.caption(f"{desc['summary']} [paper]({desc['paper']})" if desc["paper"] else desc["summary"])
+    with st.expander("Method options"):
+        params = method_form(desc)
+    return name, params, desc
+
+
+def budget_setup() -> TrainConfig:
+    batch = st.select_slider("Batch size", BATCH_SIZES, value=DEFAULT_BATCH, key="train_batch",
+                             help="Images per step (each seen in two or more views).")
+    mode = st.radio("Budget", ["time", "epochs"], horizontal=True, key="train_mode",
+                    format_func=lambda m: {"time": "Time budget", "epochs": "Epochs"}[m])
+    if mode == "time":
+        seconds = st.slider("Seconds", 10, 1800, DEFAULT_SECONDS, 10, key="train_seconds",
+                            help="Training stops after this wall time (a normal finish).")
+        return TrainConfig(batch_size=int(batch), epochs=10_000, max_seconds=float(seconds))
+    epochs = st.number_input("Epochs", 0.0, 10_000.0, 10.0, 1.0, key="train_epochs",
+                             help="Passes over the train split; 0 evaluates the untrained net.")
+    return TrainConfig(batch_size=int(batch), epochs=float(epochs), max_seconds=0)
+
+
+def eval_setup() -> EvalConfig:
+    """Evaluation cost matters on a CPU: the step-0 kNN embeds bank + query images before the
+    first step, so the defaults here are smaller than the engine's (which suit a GPU)."""
+    with st.expander("Evaluation"):
+        bank = st.select_slider("kNN memory bank (train images)", EVAL_BANK, value=1000,
+                                key="eval_bank",
+                                format_func=lambda n: "all" if n == 0 else f"{n:,}",
+                                help="Train images embedded for the kNN vote at each evaluation. "
+                                "More is more accurate and slower.")
+        queries = st.select_slider("Test images (kNN and map)", EVAL_QUERIES, value=1000,
+                                   key="eval_queries", help="Test images classified by kNN; the "
+                                   "embedding map shows them too.")
+        every = st.slider("Evaluate every (s)", 5, 300, 15, 5, key="eval_every",
+                          help="Wall time between evaluations (kNN and a new map). The engine "
+                          "spaces them further when one evaluation takes long.")
+    return EvalConfig(knn_train_size=int(bank), knn_test_size=int(queries),
+                      snapshot_size=int(queries), every_seconds=float(every))
+
+
+def augment_preset(default: str) -> str:
+    presets = list_presets()
+    return st.selectbox("Augmentation preset", presets, index=_index(presets, default),
+                        key=f"aug_preset_{default}",
+                        help="Edit its ops and see the views it makes in the Augmentations tab.")
+
+
+# -- the main area ---------------------------------------------------------------------------
+def start(cfg: RunConfig, quick: bool) -> None:
+    try:
+        validate(cfg)
+        build_method_config(METHODS.get(cfg.method.name), cfg.method.params)
+        resolve_views(cfg.augment)
+        ds = dataset(cfg.data) if quick else None
+        runner = registry().start(cfg, ds)
+    except Exception as exc:  # noqa: BLE001 — every set-up error is the user's to fix
+        st.session_state["train_error"] = str(exc) or type(exc).__name__
+        return
+    st.session_state.pop("train_error", None)
+    select_run(runner.id)
+    st.session_state.pop(PICKER, None)
+    st.rerun()
+
+
+def controls(run_id: str) -> None:
+    status = run_status(run_id)
+    runner = registry().live(run_id)
+    cols = st.columns(3)
+    if runner is None or status not in ACTIVE:
+        return
+    if status == "paused":
+        if cols[0].button("Resume", icon=":material/play_arrow:", key="resume", width="stretch"):
+            runner.resume()
+            st.rerun()
+    elif cols[0].button("Pause", icon=":material/pause:", key="pause", width="stretch"):
+        runner.pause()
+        st.rerun()
+    if cols[1].button("Stop", icon=":material/stop:", key="stop", width="stretch"):
+        with st.spinner("Stopping…"):
+            runner.stop(timeout=20)
+        st.rerun()
+
+
+def data_tab(cfg: DataConfig, quick: bool) -> None:
+    if not quick and not st.button("Load this data set (may download)", key="load_data"):
+        st.info(f"`{cfg.name}` is not on disk yet; it downloads when you start a run or press "
+                "the button.")
+        return
+    try:
+        with st.spinner(f"Loading {cfg.name}…"):
+            ds = dataset(cfg)
+    except Exception as exc:  # noqa: BLE001 — bad folder, failed download: the user's to fix
+        st.error(f"**Cannot load `{cfg.name}`:** {exc}")
+        return
+    d = ds.describe()
+    st.markdown(f"**{d['name']}**: {d['train']:,} train and {d['test']:,} test images, "
+                f"{d['channels']} channel(s), {d['image_size']} px, {len(d['classes'])} classes"
+                + (f", {d['unlabelled']:,} unlabelled" if d["unlabelled"] else "")
+                + (f". Attributes to colour maps by: {', '.join(d['attributes'])}"
+                   if d["attributes"] else "."))
+    if d["skipped"]:
+        st.warning(f"{d['skipped']} file(s) could not be read and were skipped.")
+    left, right = st.columns([3, 2])
+    with left:
+        st.image(images.grid(ds.train.images[:48], columns=12, size=64),
+                 caption="The first 48 train images")
+    with right:
+        counts = d["class_counts"]
+        st.plotly_chart(charts.bars(list(counts), list(counts.values()), "Images per class"),
+                        key="class_counts", config={"displayModeBar": False})
+
+
+PREVIEW_IMAGES = 12  # source images in the preview, laid out in blocks of PREVIEW_ROWS rows
+PREVIEW_ROWS = 4
+
+
+def augment_tab(preset: str, data_cfg: DataConfig, quick: bool) -> AugmentConfig:
+    info = preset_info(preset)
+    st.markdown(f"**{info['title']}**: {info['description']}")
+    if info["source"]:
+        st.caption(info["source"])
+    views = [list(v) for v in info["views"]]
+    custom = st.toggle("Edit the ops of this preset", key=f"aug_custom_{preset}",
+                       help="Switch ops off, change their probabilities and parameters, add ops.")
+    if custom:
+        cols = st.columns(len(views))
+        edited = []
+        for i, (col, view) in enumerate(zip(cols, views, strict=True)):
+            with col:
+                st.markdown(f"**View {i + 1}**")
+                edited.append(view_editor(view, key=f"aug_{preset}_v{i}"))
+        views = edited
+    else:
+        st.caption(" · ".join(f"view {i + 1}: " + ", ".join(op["op"] for op in v)
+                              for i, v in enumerate(views)))
+    aug = AugmentConfig(preset=preset, views=tuple(tuple(v) for v in views) if custom else ())
+    if quick:
+        try:
+            ds = dataset(data_cfg)
+            seed = st.session_state.get("aug_seed", 0)
+            top = st.columns([4, 1])
+            top[0].markdown("**Sampled views**: in each row, an image and its "
+                            f"{len(views)} views, made by the same batched sampler that trains.")
+            if top[1].button("New sample", icon=":material/casino:", key="aug_resample"):
+                st.session_state["aug_seed"] = seed = seed + 1
+            grid = preview_grid(ds.train.images[:256], resolve_views(aug), n=PREVIEW_IMAGES,
+                                seed=seed)
+            st.image(images.enlarge(images.row_blocks(grid, PREVIEW_ROWS, PREVIEW_IMAGES), 800))
+        except Exception as exc:  # noqa: BLE001 — an impossible op setting is the user's to fix
+            st.error(f"**Cannot preview these augmentations:** {exc}")
+    return aug
+
+
+def main() -> None:
+    st.title("Train")
+    with st.sidebar:
+        st.header("New run")
+        data_cfg = data_setup()
+        backbones = BACKBONES.names()
+        backbone = st.selectbox("Backbone", backbones, index=_index(backbones, "small_cnn"),
+                                key="backbone", help="small_cnn is fast on a CPU.")
+        method, params, desc = method_setup()
+        preset = augment_preset(desc["default_preset"])
+        train_cfg = budget_setup()
+        eval_cfg = eval_setup()
+        name = st.text_input("Run name (optional)", key="run_name")
+        go = st.button("Train", icon=":material/rocket_launch:", type="primary", width="stretch",
+                       key="train")
+    quick = dataset_is_quick(data_cfg)
+
+    run_id = selected_run()
+    top = st.columns([3, 2])
+    with top[0]:
+        chosen = pick_run("Run", run_id, PICKER)
+        if chosen and chosen != run_id:
+            select_run(chosen)
+            run_id = chosen
+    if st.session_state.get("train_error"):
+        st.error(f"**Cannot start the run:** {st.session_state['train_error']}")
+
+    tab_live, tab_data, tab_aug = st.tabs([":material/monitoring: Live", ":material/image: Data",
+                                         ":material/tune: Augmentations"])
+    with tab_aug:
+        aug = augment_tab(preset, data_cfg, quick)
+    with tab_data:
+        data_tab(data_cfg, quick)
+    with tab_live:
+        if run_id:
+            with top[1]:
+                st.write("")
+                controls(run_id)
+            live.show(run_id)
+        else:
+            st.info("No run yet. Pick a data set and a method in the sidebar (the defaults "
+                    "work) and press **Train**.")
+    if go:
+        cfg = RunConfig(
+            data=data_cfg, model=ModelConfig(backbone=backbone), augment=aug,
+            method=MethodConfig(name=method, params=params), train=train_cfg,
+            eval=eval_cfg, name=name,
+        )
+        start(cfg, quick)
+
+
+main()

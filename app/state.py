@@ -1,0 +1,114 @@
+"""Process-wide resources (run registry, data sets, map cache) and the selected run in the URL.
+
+Everything here is shared by every browser session of the process (``st.cache_resource``); a
+session keeps only run ids, and mirrors the selected run in ``st.query_params`` so a reload or a
+shared link finds it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from engine.config import DataConfig
+from engine.data import Dataset, load_dataset
+from engine.eval.maps import MapCache
+from engine.train.registry import RunRegistry
+from engine.train.store import RunDir, RunStore
+
+#: data sets that load offline in a second or two; others load only when the user asks
+QUICK_DATASETS = ("shapes", "digits")
+
+
+def runs_root() -> str:
+    return str(Path(os.environ.get("SSL_STUDIO_RUNS", "runs")).resolve())
+
+
+@st.cache_resource(show_spinner=False)
+def _registry(root: str) -> RunRegistry:
+    return RunRegistry(RunStore(root))
+
+
+def registry() -> RunRegistry:
+    """The one registry of this process (per runs directory)."""
+    return _registry(runs_root())
+
+
+@st.cache_resource(show_spinner=False)
+def map_cache() -> MapCache:
+    """The one map cache of this process; UMAP's compilation starts in the background
+    (``SSL_STUDIO_UMAP_WARMUP=0`` skips that, e.g. in tests that draw only PCA maps)."""
+    cache = MapCache()
+    if os.environ.get("SSL_STUDIO_UMAP_WARMUP", "1") != "0":
+        cache.warm_up()
+    return cache
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _dataset(key: str) -> Dataset:
+    return load_dataset(DataConfig(**json.loads(key)))
+
+
+def dataset(cfg: DataConfig) -> Dataset:
+    """The data set of ``cfg``, loaded once per process (raises the engine's readable errors)."""
+    return _dataset(json.dumps(dataclasses.asdict(cfg), sort_keys=True))
+
+
+def dataset_is_quick(cfg: DataConfig) -> bool:
+    """Whether loading ``cfg`` is cheap enough to do while drawing a page."""
+    if cfg.name in QUICK_DATASETS or cfg.name == "folder":
+        return True
+    try:
+        from engine.data.loading import cache_path
+
+        return cache_path(cfg).exists()
+    except Exception:  # noqa: BLE001 — an unknown layout only means "ask first"
+        return False
+
+
+# -- the selected run -----------------------------------------------------------------------
+def run_dir(run_id: str | None) -> RunDir | None:
+    """The run's directory, or None when there is no such run (deleted, bad id)."""
+    if not run_id:
+        return None
+    try:
+        return registry().run(run_id)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def selected_run(param: str = "run") -> str | None:
+    """The selected run id: this session's choice, else the URL's (a reload or a shared link),
+    and written back to the URL either way.
+
+    The session comes first because a URL change made just before ``st.rerun()`` does not
+    survive the rerun; page switches also clear the URL, and the session puts it back.
+    """
+    key = f"selected_{param}"
+    run_id = st.session_state.get(key)
+    if not (run_id and run_dir(run_id) is not None):
+        run_id = st.query_params.get(param)
+        if not (run_id and run_dir(run_id) is not None):
+            st.session_state.pop(key, None)
+            if param in st.query_params:
+                del st.query_params[param]
+            return None
+        st.session_state[key] = run_id
+    if st.query_params.get(param) != run_id:
+        st.query_params[param] = run_id
+    return run_id
+
+
+def select_run(run_id: str | None, param: str = "run") -> None:
+    key = f"selected_{param}"
+    if run_id:
+        st.session_state[key] = run_id
+        st.query_params[param] = run_id
+    else:
+        st.session_state.pop(key, None)
+        if param in st.query_params:
+            del st.query_params[param]

@@ -1,0 +1,18 @@
+"""SSL Studio: the router. Page config and navigation only; each page lives in app/pages/."""
+
+import streamlit as st
+
+from app.state import map_cache
+
+st.set_page_config(page_title="SSL Studio", page_icon=":material/hub:", layout="wide")
+map_cache()  # once per process: starts compiling UMAP in the background
+
+# One line per page; the first is the landing page.
+PAGES = [
+    st.Page("app/pages/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("app/pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("app/pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("app/pages/runs.py", title="Runs", icon=":material/folder_open:"),
+]
+
+st.navigation(PAGES).run()

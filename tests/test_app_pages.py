@@ -1,0 +1,279 @@
+"""Every page of the app under Streamlit's AppTest: no exception, widgets drive state, a run
+started from the Train page reaches the registry, engine errors become readable messages."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.config import RunConfig
+from engine.train.runner import run_foreground
+from engine.train.store import RunStore
+
+st_testing = pytest.importorskip("streamlit.testing.v1")
+AppTest = st_testing.AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "streamlit_app.py")
+TIMEOUT = 60
+
+TINY = {
+    "data.train_size": 512,
+    "data.test_size": 256,
+    "data.image_size": 16,
+    "model.width": 8,
+    "train.batch_size": 64,
+    "train.epochs": 1,
+    "eval.knn_train_size": 512,
+    "eval.snapshot_size": 128,
+    "eval.probe_size": 64,
+    "eval.diagnostics_every_steps": 4,
+}
+
+
+@pytest.fixture(autouse=True)
+def no_umap_warm_up(monkeypatch):
+    """These tests draw PCA maps; compiling UMAP in the background would only slow them."""
+    monkeypatch.setenv("SSL_STUDIO_UMAP_WARMUP", "0")
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """A SupCon and a cross-entropy run on the same tiny data (untrained: epochs 0 still
+    evaluates and writes the step-0 map, which is all these pages need)."""
+    root = tmp_path_factory.mktemp("runs")
+    store = RunStore(root)
+    ids = []
+    for method in ("cross_entropy", "supcon"):
+        cfg = RunConfig().with_overrides({**TINY, "method.name": method, "train.epochs": 0})
+        run, last = run_foreground(cfg, store)
+        assert last["type"] == "finished", last
+        ids.append(run.id)
+    return root, ids
+
+
+def app(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def registry_of(at: AppTest):
+    from app.state import registry
+
+    return registry()
+
+
+# -- Train -----------------------------------------------------------------------------------
+def test_train_page_opens_with_working_defaults(runs_dir):
+    at = app().run()
+    no_exception(at)
+    assert at.sidebar.selectbox(key="data_name").value == "shapes"
+    assert at.sidebar.selectbox(key="method_name").value == "simclr"
+    assert at.sidebar.selectbox(key="backbone").value == "small_cnn"
+    assert at.sidebar.radio(key="train_mode").value == "time"
+    assert "press **Train**" in texts(at)
+    # the data tab drew the sample grid and the augmentation tab the preview grid
+    assert len(at.get("image")) >= 2
+
+
+def test_method_form_is_generated_from_the_method_config(runs_dir):
+    at = app().run()
+    at.sidebar.selectbox(key="method_name").set_value("supcon").run()
+    no_exception(at)
+    temp = at.sidebar.number_input(key="method_supcon_temperature")
+    assert temp.value > 0
+    assert at.sidebar.selectbox(key="aug_preset_" + _default_preset("supcon")) is not None
+
+
+def _default_preset(method: str) -> str:
+    from engine.methods import METHODS, describe_method
+
+    return describe_method(METHODS.get(method))["default_preset"]
+
+
+def test_budget_switch_shows_epochs(runs_dir):
+    at = app().run()
+    at.sidebar.radio(key="train_mode").set_value("epochs").run()
+    no_exception(at)
+    assert at.sidebar.number_input(key="train_epochs").value == 10.0
+
+
+def test_augmentation_editor_drives_the_preview(runs_dir):
+    at = app().run()
+    preset = at.sidebar.selectbox(key="aug_preset_simclr").value
+    at.toggle(key=f"aug_custom_{preset}").set_value(True).run()
+    no_exception(at)
+    boxes = [
+        c
+        for c in at.checkbox
+        if c.key and c.key.startswith(f"aug_{preset}_v0_") and c.key.endswith("_on")
+    ]
+    assert boxes, "the editor shows one switch per op"
+    boxes[0].uncheck().run()
+    no_exception(at)
+    at.button(key="aug_resample").click().run()
+    no_exception(at)
+
+
+def test_a_run_started_from_the_train_page_reaches_the_registry(runs_dir):
+    at = app().run()
+    sb = at.sidebar
+    sb.selectbox(key="data_name").set_value("shapes")
+    sb.select_slider(key="data_size").set_value(16)
+    sb.number_input(key="data_train_size").set_value(512)
+    sb.select_slider(key="train_batch").set_value(64)
+    sb.slider(key="train_seconds").set_value(10)
+    sb.text_input(key="run_name").set_value("from the test")
+    at.run()
+    at.sidebar.button(key="train").click().run()
+    no_exception(at)
+    reg = registry_of(at)
+    runs = reg.runs()
+    assert len(runs) == 1
+    run_id = runs[0].id
+    assert at.query_params["run"] == [run_id] or at.query_params["run"] == run_id
+    assert runs[0].config().name == "from the test"
+    assert runs[0].config().data.train_size == 512
+    runner = reg.live(run_id)
+    assert runner is not None
+    # the live panel shows the run's steps once they arrive
+    deadline = time.time() + 60
+    while runner.alive and not runs[0].metrics("step") and time.time() < deadline:
+        time.sleep(0.2)
+    assert runs[0].metrics("step"), "no training step within 60 s"
+    at.run()
+    no_exception(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Step"] not in ("0", 0), metrics
+    assert float(metrics["Loss"]) > 0
+    # the controls drive the runner
+    if runner.alive:
+        at.button(key="pause").click().run()
+        no_exception(at)
+        assert runner.paused or not runner.alive
+    if runner.alive:
+        at.button(key="resume").click().run()
+        no_exception(at)
+        assert not runner.paused
+    if runner.alive:
+        at.button(key="stop").click().run()
+        no_exception(at)
+    runner.join(30)
+    assert not runner.alive
+    at.run()
+    no_exception(at)
+    assert reg.status(run_id) in ("stopped", "finished")
+
+
+def test_a_bad_folder_is_a_readable_error_and_the_app_keeps_working(runs_dir, tmp_path):
+    at = app().run()
+    at.sidebar.selectbox(key="data_name").set_value("folder").run()
+    at.sidebar.text_input(key="data_root").set_value(str(tmp_path / "no-such-folder")).run()
+    no_exception(at)
+    at.sidebar.button(key="train").click().run()
+    no_exception(at)
+    assert any("Cannot" in e.value for e in at.error), [e.value for e in at.error]
+    assert registry_of(at).runs() == []
+    at.sidebar.selectbox(key="data_name").set_value("shapes").run()
+    no_exception(at)
+
+
+def test_a_failed_run_shows_its_error(runs_dir):
+    store = RunStore(runs_dir)
+    run = store.create(RunConfig())
+    run.append_metric({"type": "failed", "error": "the loss became nan at step 7"})
+    run.write_summary({"status": "failed", "error": "the loss became nan at step 7"})
+    at = app({"run": run.id}).run()
+    no_exception(at)
+    assert any("nan at step 7" in e.value for e in at.error)
+
+
+# -- Explore, Compare, Runs ------------------------------------------------------------------
+def test_explore_without_runs_says_what_to_do(runs_dir):
+    at = app()
+    at.run()
+    at.switch_page("app/pages/explore.py").run()
+    no_exception(at)
+    assert "Train" in texts(at)
+
+
+def test_explore_draws_the_map_and_a_query_s_neighbours(two_runs, monkeypatch):
+    root, ids = two_runs
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
+    at = app({"run": ids[0]})
+    at.run()
+    at.switch_page("app/pages/explore.py").run()
+    no_exception(at)
+    at.radio(key="explore_kind").set_value("pca").run()
+    no_exception(at)
+    assert at.selectbox(key="explore_run_picker").value == ids[0]
+    assert at.selectbox(key="explore_colour").options[:2] == ["class", "colour"]
+    at.button(key="explore_random").click().run()
+    no_exception(at)
+    assert "nearest neighbours" in texts(at)
+    assert "precision@10" in texts(at)
+    at.selectbox(key="explore_colour").set_value("colour").run()
+    at.slider(key="explore_k").set_value(5).run()
+    no_exception(at)
+    assert "precision@5" in texts(at)
+    at.radio(key="explore_feature").set_value("h").run()
+    no_exception(at)
+
+
+def test_compare_shows_both_runs_metrics_and_neighbours(two_runs, monkeypatch):
+    root, ids = two_runs
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
+    at = app({"a": ids[0], "b": ids[1]})
+    at.run()
+    at.switch_page("app/pages/compare.py").run()
+    no_exception(at)
+    at.radio(key="compare_kind").set_value("pca").run()
+    no_exception(at)
+    assert {at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value} == set(ids)
+    table = at.dataframe[0].value
+    assert len(table) == 2 and "precision@10 (class)" in table.columns
+    at.button(key="compare_random").click().run()
+    no_exception(at)
+    assert "**A**: neighbours" in texts(at) and "**B**: neighbours" in texts(at)
+
+
+def test_runs_lists_every_run_on_disk(two_runs, monkeypatch):
+    root, ids = two_runs
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
+    at = app()
+    at.run()
+    at.switch_page("app/pages/runs.py").run()
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert set(table["run"]) == set(ids)
+    assert set(table["method"]) == {"supcon", "cross_entropy"}
+    assert set(table["status"]) == {"finished"}
+
+
+def test_runs_page_without_runs(runs_dir):
+    at = app()
+    at.run()
+    at.switch_page("app/pages/runs.py").run()
+    no_exception(at)
+    assert "No runs yet" in texts(at)
