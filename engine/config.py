@@ -70,8 +70,8 @@ class EvalConfig:
     every_epochs: float = 0  # or every N epochs (0 = use every_seconds)
     knn_k: int = 20  # neighbours for the weighted kNN vote
     knn_temperature: float = 0.1  # weight = exp(cos / T)  (Wu et al. 2018)
-    knn_train_size: int = 10000  # train images used as the kNN memory bank (0 = all)
-    knn_test_size: int = 2000  # test images classified (0 = all)
+    knn_train_size: int = 5000  # train images used as the kNN memory bank (0 = all)
+    knn_test_size: int = 1000  # test images classified (0 = all)
     snapshot_size: int = 1000  # test images embedded in each map snapshot
     diagnostics_every_steps: int = 10  # collapse diagnostics on a fixed probe batch (0 = off)
     probe_size: int = 256  # images in that probe batch
