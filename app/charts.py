@@ -163,3 +163,39 @@ def legend_html(names: Sequence[str], counts: Sequence[int] | None = None) -> st
             f"{html.escape(str(name))}{count}</span>"
         )
     return "<div>" + "".join(chips) + "</div>"
+
+
+def spectrum(series: dict[str, Sequence[float]], title: str, height: int = 260) -> go.Figure:
+    """Singular values (each series divided by its largest) against their index, log scale:
+    a healthy embedding decays slowly; a collapsed one drops to ~0 after a few values."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(
+            x=list(range(1, len(values) + 1)), y=[max(float(v), 1e-6) for v in values],
+            name=name, mode="lines", line={"width": 3, "color": PALETTE[i % len(PALETTE)]},
+        ))
+    _layout(fig, title, height, "σ_k / σ_1", "k")
+    fig.update_yaxes(type="log")
+    fig.update_layout(showlegend=len(series) > 1, margin={"b": 60 if len(series) > 1 else 10})
+    return fig
+
+
+def histograms(hists: dict[str, dict], title: str, x_title: str = "",
+               height: int = 260) -> go.Figure:
+    """Overlaid histograms given as ``{"edges": [...], "counts": [...]}`` (the engine's
+    :func:`engine.eval.collapse.histogram`), each normalised to a fraction of its values so
+    sets of different sizes compare."""
+    fig = go.Figure()
+    for i, (name, h) in enumerate(hists.items()):
+        edges, counts = h["edges"], h["counts"]
+        total = max(sum(counts), 1)
+        fig.add_trace(go.Bar(
+            x=[(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)],
+            y=[c / total for c in counts], width=[b - a for a, b in zip(edges[:-1], edges[1:],
+                                                                      strict=True)],
+            name=name, marker_color=PALETTE[i % len(PALETTE)], opacity=0.6,
+        ))
+    _layout(fig, title, height, "fraction", x_title)
+    fig.update_layout(barmode="overlay", hovermode="closest", showlegend=True,
+                      margin={"b": 60})
+    return fig

@@ -112,35 +112,64 @@ def _headline(f: Feed, cfg: Any) -> None:
 
 
 def _curves(f: Feed, key: str) -> None:
-    steps = f.events("step")
-    evals = f.events("eval")
     left, right = st.columns(2)
     with left:
-        if steps:
-            series = {"loss": ([e["step"] for e in steps], [e["loss"] for e in steps])}
-            extra = [k for k in steps[-1] if k.startswith("train_acc")]
-            fig = charts.curves(series, "Training loss", "loss")
-            st.plotly_chart(fig, key=f"{key}_loss", config={"displayModeBar": False})
-            if extra:
-                st.caption(" · ".join(f"{k.replace('_', ' ')}: {steps[-1][k]:.3f}"
-                                      for k in extra))
-        else:
-            st.caption("The loss curve appears with the first training step.")
+        loss_chart(f, key)
     with right:
-        if evals:
-            series: dict[str, tuple[list, list]] = {}
-            keys = [k for k in evals[-1] if k.startswith("knn_") and isinstance(
-                evals[-1][k], float)]
-            for k in keys:
-                pts = [(e["step"], e[k]) for e in evals if k in e and _finite(e[k])]
-                if pts:
-                    series[_knn_name(k)] = ([p[0] for p in pts], [p[1] for p in pts])
-            attributes = [n for n in series if not n.startswith("class")]
-            fig = charts.curves(series, "kNN accuracy on the test split", "top-1",
-                                y_range=(0, 1.02), dashed=attributes, hidden=attributes[1:])
-            st.plotly_chart(fig, key=f"{key}_knn", config={"displayModeBar": False})
-        else:
-            st.caption("kNN accuracy appears after the first evaluation (at step 0).")
+        knn_chart(f, key)
+
+
+def loss_chart(f: Feed, key: str, title: str = "Training loss") -> None:
+    steps = f.events("step")
+    if not steps:
+        st.caption("The loss curve appears with the first training step.")
+        return
+    series = {"loss": ([e["step"] for e in steps], [e["loss"] for e in steps])}
+    extra = [k for k in steps[-1] if k.startswith("train_acc")]
+    fig = charts.curves(series, title, "loss")
+    st.plotly_chart(fig, key=f"{key}_loss", config={"displayModeBar": False})
+    if extra:
+        st.caption(" · ".join(f"{k.replace('_', ' ')}: {steps[-1][k]:.3f}" for k in extra))
+
+
+def knn_chart(f: Feed, key: str, title: str = "kNN accuracy on the test split") -> None:
+    evals = f.events("eval")
+    if not evals:
+        st.caption("kNN accuracy appears after the first evaluation (at step 0).")
+        return
+    series: dict[str, tuple[list, list]] = {}
+    keys = [k for k in evals[-1] if k.startswith("knn_") and isinstance(evals[-1][k], float)]
+    for k in keys:
+        pts = [(e["step"], e[k]) for e in evals if k in e and _finite(e[k])]
+        if pts:
+            series[_knn_name(k)] = ([p[0] for p in pts], [p[1] for p in pts])
+    attributes = [n for n in series if not n.startswith("class")]
+    fig = charts.curves(series, title, "top-1", y_range=(0, 1.02), dashed=attributes,
+                        hidden=attributes[1:])
+    st.plotly_chart(fig, key=f"{key}_knn", config={"displayModeBar": False})
+
+
+def compact(run_id: str, key: str) -> None:
+    """A narrow panel of one run for side-by-side views (the Lessons page): status, step,
+    loss and kNN, the curves and the collapse diagnostics stacked in one column. Draws once;
+    the caller polls (one fragment for all the runs side by side)."""
+    run = run_dir(run_id)
+    if run is None:
+        st.info("This run was deleted.")
+        return
+    f = feed(run_id)
+    _status_line(f, run_status(run_id), run.summary())
+    step, evals = f.last("step"), f.events("eval")
+    cols = st.columns(3)
+    cols[0].metric("Step", f"{step['step']:,}" if step else 0)
+    cols[1].metric("Loss", f"{step['loss']:.4f}" if step else "–")
+    last_knn = evals[-1].get("knn_top1") if evals else None
+    cols[2].metric("kNN top-1", f"{last_knn:.3f}" if _finite(last_knn) else "–")
+    loss_chart(f, key)
+    knn_chart(f, key)
+    diag = f.events("diagnostics")
+    if diag:
+        diagnostics_panel(diag, key)
 
 
 def _finite(x: Any) -> bool:
@@ -199,3 +228,29 @@ def diagnostics_panel(events: list[dict[str, Any]], key: str = "live") -> None:
             st.plotly_chart(charts.curves(series, "Collapse over training (1 = healthy)",
                                           height=220),
                             key=f"{key}_diag", config={"displayModeBar": False})
+    collapsed = alarm.get("kind") not in (None, "none")
+    with st.expander("Singular values and pair similarities", expanded=collapsed):
+        spectrum_and_pairs(d, key)
+
+
+def spectrum_and_pairs(d: dict[str, Any], key: str = "live") -> None:
+    """The last probe's singular value spectra of z and h, and the histograms of cosine
+    similarity between the two views of one image (positive pairs) and between different
+    images (negative pairs)."""
+    left, right = st.columns(2)
+    spectra = {name: d[k] for name, k in (("z", "spectrum_z"), ("h", "spectrum_h")) if d.get(k)}
+    with left:
+        if spectra:
+            st.plotly_chart(charts.spectrum(spectra, f"Spectrum at step {d.get('step', '?')}"),
+                            key=f"{key}_spectrum", config={"displayModeBar": False})
+            st.caption("Singular values over the largest. A long flat tail near 1 uses many "
+                       "directions; a cliff after a few values is dimensional collapse.")
+    hists = {name: d[k] for name, k in (("positive pairs", "pos_hist"),
+                                        ("negative pairs", "neg_hist")) if d.get(k)}
+    with right:
+        if hists:
+            st.plotly_chart(charts.histograms(hists, "Cosine similarity of pairs",
+                                              "cosine similarity"),
+                            key=f"{key}_pairs", config={"displayModeBar": False})
+            st.caption("Healthy: positives near 1, negatives spread around 0. Both piled up "
+                       "at 1: every image looks the same (complete collapse).")

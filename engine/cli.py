@@ -105,10 +105,14 @@ class _Progress:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from engine.methods import METHODS
     from engine.train.runner import run_foreground
     from engine.train.store import RunStore
 
     cfg = load_config(args.config, args.set)
+    caveat = METHODS.get(cfg.method.name).data_caveats.get(cfg.data.name)
+    if caveat:
+        print(f"note: {caveat}", file=sys.stderr)
     store = RunStore(args.runs_dir)
     run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet))
     summary = run.summary()

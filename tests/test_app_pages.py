@@ -106,6 +106,15 @@ def test_method_form_is_generated_from_the_method_config(runs_dir):
     assert at.sidebar.selectbox(key="aug_preset_" + _default_preset("supcon")) is not None
 
 
+def test_rotation_on_shapes_says_why_it_means_little(runs_dir):
+    at = app().run()
+    at.sidebar.selectbox(key="method_name").set_value("rotation").run()
+    no_exception(at)
+    assert any("natural orientation" in w.value for w in at.sidebar.warning)
+    at.sidebar.selectbox(key="data_name").set_value("digits").run()
+    assert not any("natural orientation" in w.value for w in at.sidebar.warning)
+
+
 def _default_preset(method: str) -> str:
     from engine.methods import METHODS, describe_method
 

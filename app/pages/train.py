@@ -58,11 +58,13 @@ def data_setup() -> DataConfig:
                       labels_per_class=int(labels))
 
 
-def method_setup() -> tuple[str, dict, dict]:
+def method_setup(data_name: str) -> tuple[str, dict, dict]:
     names = METHODS.names()
     name = st.selectbox("Method", names, index=_index(names, "simclr"), key="method_name")
     desc = describe_method(METHODS.get(name))
     st.caption(f"{desc['summary']} [paper]({desc['paper']})" if desc["paper"] else desc["summary"])
+    if data_name in desc["data_caveats"]:
+        st.warning(desc["data_caveats"][data_name], icon=":material/info:")
     with st.expander("Method options"):
         params = method_form(desc)
     return name, params, desc
@@ -222,7 +224,7 @@ def main() -> None:
         backbones = BACKBONES.names()
         backbone = st.selectbox("Backbone", backbones, index=_index(backbones, "small_cnn"),
                                 key="backbone", help="small_cnn is fast on a CPU.")
-        method, params, desc = method_setup()
+        method, params, desc = method_setup(data_cfg.name)
         preset = augment_preset(desc["default_preset"])
         train_cfg = budget_setup()
         eval_cfg = eval_setup()

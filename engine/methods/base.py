@@ -83,6 +83,8 @@ class Method(nn.Module):
     semi_supervised: ClassVar[bool] = False
     #: the augmentation preset this method is designed for
     default_preset: ClassVar[str] = "simclr"
+    #: data set name -> why the method means little there (shown when both are picked)
+    data_caveats: ClassVar[dict[str, str]] = {}
 
     def __init__(self, backbone: nn.Module, cfg: Any, num_classes: int) -> None:
         super().__init__()
@@ -182,5 +184,6 @@ def describe_method(cls: type[Method]) -> dict:
         "needs_labels": cls.needs_labels,
         "semi_supervised": cls.semi_supervised,
         "default_preset": cls.default_preset,
+        "data_caveats": dict(cls.data_caveats),
         "options": options,
     }

@@ -52,6 +52,7 @@ class Rotation(Method):
     summary = "Predictive: classify the rotation (0/90/180/270) of an image; not for shapes."
     paper = "https://arxiv.org/abs/1803.07728"
     default_preset = "crop_flip"
+    data_caveats = {"shapes": ROTATION_NOTE}
 
     def __init__(self, backbone: nn.Module, cfg: RotationConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

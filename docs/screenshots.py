@@ -1,0 +1,89 @@
+"""Screenshots of every page for the README, taken from a real app over real runs.
+
+    .venv/bin/python docs/screenshots.py --runs-dir runs_demo --run A --compare A B
+
+Starts the app on a free port against ``--runs-dir`` (runs made beforehand with
+``python -m engine train``), opens each page in Debian's chromium through Playwright, and
+writes ``docs/screenshots/<page>.png``. On Explore it clicks the point nearest the middle of
+the map so the neighbour panel is filled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, _click_first_point, _free_port  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+
+
+def start_app(runs_dir: Path, port: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+           "--server.fileWatcherType", "none", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false"]
+    env = {**os.environ, "SSL_STUDIO_RUNS": str(runs_dir.resolve())}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health").read() == b"ok":
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("the app did not start")
+
+
+def shoot(page, url: str, name: str, settle_ms: int = 6000, action=None) -> None:  # noqa: ANN001
+    page.goto(url)
+    page.wait_for_timeout(settle_ms)
+    if action is not None:
+        action(page)
+        page.wait_for_timeout(settle_ms)
+    page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    print(f"wrote {OUT / f'{name}.png'}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs-dir", type=Path, required=True)
+    p.add_argument("--run", required=True, help="run id shown on Train and Explore")
+    p.add_argument("--compare", nargs=2, required=True, metavar=("A", "B"))
+    p.add_argument("--lesson", default="", help="lesson name shown on the Lessons page")
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    proc = start_app(args.runs_dir, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 950})
+            a, b = args.compare
+            shoot(page, f"{url}/?run={args.run}", "train")
+            shoot(page, f"{url}/explore?run={args.run}", "explore", 15000, _click_first_point)
+            shoot(page, f"{url}/compare?a={a}&b={b}", "compare", 15000)
+            shoot(page, f"{url}/runs", "runs")
+            if args.lesson:
+                shoot(page, f"{url}/lessons?lesson={args.lesson}", "lessons")
+            browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+
+
+if __name__ == "__main__":
+    main()

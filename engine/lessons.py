@@ -1,0 +1,334 @@
+"""Collapse-lab lessons: runs that reproduce a classic failure, and checks on what they measure.
+
+A lesson is a YAML file in ``assets/lessons/``::
+
+    title: SimSiam needs its stop-gradient
+    teaches: A few sentences shown before the runs.
+    base: {train.max_seconds: 60}               # overrides shared by every run
+    runs:
+      - {name: healthy, set: {method.name: simsiam}}
+      - {name: no stop-gradient, set: {method.name: simsiam, method.stop_gradient: false}}
+    checks:
+      - {run: no stop-gradient, metric: alarm, op: "==", value: complete,
+         says: the alarm reports complete collapse}
+      - {run: healthy, metric: knn_top1, op: ">", than: {run: no stop-gradient}, margin: 0.05}
+
+A check compares a run's metric with a ``value`` or with another run's metric (``than``;
+same metric unless it names one) plus a ``margin``. Metrics come from :func:`run_metrics`.
+``fast: true`` marks a lesson cheap enough for the default test suite.
+
+``python -m engine lesson NAME`` runs one by name (from ``assets/lessons/``) or from a path to
+a YAML file; it exits 1 when an expected outcome was not reproduced.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.config import RunConfig
+from engine.train.runner import Runner, run_foreground
+from engine.train.store import RunDir, RunStore
+
+LESSONS_DIR = Path(__file__).resolve().parents[1] / "assets" / "lessons"
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+        "==": operator.eq, "!=": operator.ne}
+
+#: what a check may name (see :func:`run_metrics`), besides any ``knn_...`` key of the summary
+METRICS = frozenset({
+    "status", "std_z", "std_ratio", "rank_z", "rank_h", "rank_z_fraction", "rank_h_fraction",
+    "alignment", "uniformity", "alarm", "loss_first", "loss_last", "loss_drop", "silhouette",
+    "neighbour_purity",
+})
+
+
+def known_metric(name: str) -> bool:
+    return name in METRICS or name.startswith("knn_")
+
+
+@dataclass
+class Check:
+    run: str
+    metric: str
+    op: str
+    value: Any = None
+    than: dict | None = None
+    margin: float = 0.0
+    says: str = ""
+
+    def describe(self) -> str:
+        if self.says:
+            return self.says
+        rhs = (f"{self.than.get('metric', self.metric)} of {self.than['run']}"
+               + (f" + {self.margin:g}" if self.margin else "")) if self.than else repr(self.value)
+        return f"{self.metric} of {self.run} {self.op} {rhs}"
+
+
+@dataclass
+class Lesson:
+    name: str
+    title: str
+    teaches: str
+    runs: list[dict]  # {name, set}
+    checks: list[Check]
+    base: dict = field(default_factory=dict)
+    fast: bool = False  # cheap enough for the default test suite
+
+    def config(self, run_name: str) -> RunConfig:
+        spec = next(r for r in self.runs if r["name"] == run_name)
+        overrides = {**self.base, **spec.get("set", {})}
+        cfg = RunConfig().with_overrides(overrides)
+        return cfg.with_overrides({"name": f"{self.name}: {run_name}"})
+
+    def run_names(self) -> list[str]:
+        return [r["name"] for r in self.runs]
+
+
+def list_lessons() -> list[str]:
+    return sorted(p.stem for p in LESSONS_DIR.glob("*.yaml"))
+
+
+def lesson_path(name: str | Path) -> Path:
+    """The YAML file of a lesson: a name in ``LESSONS_DIR``, or a path to a ``.yaml`` file."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    path = LESSONS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown lesson {str(name)!r}; known: {', '.join(list_lessons())}")
+    return path
+
+
+def _parse_check(lesson: str, d: Any, names: list[str]) -> Check:
+    if not isinstance(d, dict):
+        raise ValueError(f"lesson {lesson}: each check must be a mapping, got {d!r}")
+    try:
+        c = Check(**d)
+    except TypeError as exc:
+        raise ValueError(f"lesson {lesson}: bad check {d!r}: {exc}") from None
+    if (c.value is None) == (c.than is None):
+        raise ValueError(f"lesson {lesson}: a check needs exactly one of value or than: {d!r}")
+    if c.than is not None and not isinstance(c.than, dict):
+        raise ValueError(f"lesson {lesson}: than must be {{run: NAME}}, got {c.than!r}")
+    for ref in (c.run, (c.than or {}).get("run", c.run)):
+        if ref not in names:
+            raise ValueError(f"lesson {lesson}: check refers to unknown run {ref!r}")
+    for metric in (c.metric, (c.than or {}).get("metric", c.metric)):
+        if not known_metric(metric):
+            raise ValueError(f"lesson {lesson}: unknown metric {metric!r}; known: "
+                             f"{', '.join(sorted(METRICS))}, knn_<attribute>")
+    if c.op not in _OPS:
+        raise ValueError(f"lesson {lesson}: unknown operator {c.op!r}")
+    if not isinstance(c.margin, int | float):
+        raise ValueError(f"lesson {lesson}: margin must be a number, got {c.margin!r}")
+    return c
+
+
+def load_lesson(name: str | Path) -> Lesson:
+    """Read and validate a lesson (by name or path): every run's settings and every check's
+    runs and metrics are checked now, not mid-lesson. Raises ``ValueError`` saying what is
+    wrong."""
+    path = lesson_path(name)
+    name = path.stem
+    d = yaml.safe_load(path.read_text())
+    if not isinstance(d, dict):
+        raise ValueError(f"lesson {name}: the file must hold a mapping")
+    missing = [k for k in ("title", "teaches", "runs") if not d.get(k)]
+    if missing:
+        raise ValueError(f"lesson {name}: missing {', '.join(missing)}")
+    unknown = set(d) - {"title", "teaches", "runs", "checks", "base", "fast"}
+    if unknown:
+        raise ValueError(f"lesson {name}: unknown key(s) {', '.join(sorted(unknown))}")
+    runs = d["runs"]
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and r.get("name")
+                                             for r in runs):
+        raise ValueError(f"lesson {name}: runs must be a list of {{name, set}} mappings")
+    names = [str(r["name"]) for r in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"lesson {name}: run names must be unique, got {names}")
+    lesson = Lesson(
+        name=name,
+        title=str(d["title"]),
+        teaches=str(d["teaches"]).strip(),
+        runs=runs,
+        checks=[_parse_check(name, c, names) for c in d.get("checks") or []],
+        base=d.get("base") or {},
+        fast=bool(d.get("fast", False)),
+    )
+    for r in lesson.runs:
+        lesson.config(r["name"])  # validates every override now, not mid-lesson
+    return lesson
+
+
+def run_metrics(run: RunDir) -> dict[str, Any]:
+    """Everything a check may name, for a finished run.
+
+    From the summary: ``knn_top1``, ``knn_top1_z``, ``knn_<attribute>``, ``status``.
+    From the last diagnostics event: ``std_z``, ``std_ratio`` (std_z / healthy), ``rank_z``,
+    ``rank_h``, ``rank_z_fraction`` and ``rank_h_fraction`` (the rank over the largest one the
+    probe batch can show, min(probe size, dimension), as the alarm reads it), ``alignment``,
+    ``uniformity``, ``alarm`` (complete | dimensional | none). From the loss curve: ``loss_first``,
+    ``loss_last``, ``loss_drop`` (first minus last, over the first and last tenth).
+    From the last snapshot: ``silhouette`` and ``neighbour_purity`` of ``h`` by class.
+    """
+    summary = run.summary()
+    out: dict[str, Any] = {k: v for k, v in summary.items() if k.startswith("knn_")}
+    out["status"] = summary.get("status")
+    diags = run.metrics("diagnostics")
+    if diags:
+        d = diags[-1]
+        out.update({k: d[k] for k in ("std_z", "rank_z", "rank_h", "alignment", "uniformity")
+                    if k in d})
+        out["std_ratio"] = d["std_z"] / d["std_healthy"] if d.get("std_healthy") else None
+        if d.get("dim_z"):
+            out["rank_z_fraction"] = d["rank_z"] / min(d["n"], d["dim_z"])
+        if d.get("rank_h") is not None and d.get("dim_h"):
+            out["rank_h_fraction"] = d["rank_h"] / min(d["n"], d["dim_h"])
+        out["alarm"] = d.get("alarm", {}).get("kind", "none")
+    losses = [e["loss"] for e in run.metrics("step")]
+    if losses:
+        tenth = max(1, len(losses) // 10)
+        out["loss_first"] = sum(losses[:tenth]) / tenth
+        out["loss_last"] = sum(losses[-tenth:]) / tenth
+        out["loss_drop"] = out["loss_first"] - out["loss_last"]
+    if run.snapshots():
+        from engine.eval.clusters import neighbour_purity, silhouette
+
+        snap = run.load_snapshot()
+        labelled = snap["labels"] >= 0
+        if labelled.sum() > 10:
+            out["silhouette"] = silhouette(snap["h"][labelled], snap["labels"][labelled])
+            out["neighbour_purity"] = neighbour_purity(snap["h"][labelled],
+                                                       snap["labels"][labelled])
+    return out
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    passed: bool
+    left: Any
+    right: Any
+
+    def line(self) -> str:
+        fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+        mark = "PASS" if self.passed else "FAIL"
+        measured = f"{fmt(self.left)} {self.check.op} {fmt(self.right)}"
+        return f"[{mark}] {self.check.describe()}: {measured}"
+
+
+def evaluate_checks(lesson: Lesson, metrics: dict[str, dict[str, Any]]) -> list[CheckResult]:
+    """Each check against the measured metrics of the lesson's runs (by run name)."""
+    results = []
+    for c in lesson.checks:
+        left = metrics.get(c.run, {}).get(c.metric)
+        if c.than is not None:
+            other = metrics.get(c.than["run"], {}).get(c.than.get("metric", c.metric))
+            right = None if other is None else other + c.margin
+        else:
+            right = c.value
+        ok = left is not None and right is not None and bool(_OPS[c.op](left, right))
+        results.append(CheckResult(c, ok, left, right))
+    return results
+
+
+def run_lesson(
+    lesson: Lesson, store: RunStore, on_event: Any = None
+) -> tuple[dict[str, RunDir], list[CheckResult]]:
+    """Run every run of a lesson in turn (foreground) and evaluate its checks."""
+    runs: dict[str, RunDir] = {}
+    for name in lesson.run_names():
+        run, _ = run_foreground(lesson.config(name), store, on_event=on_event)
+        runs[name] = run
+    metrics = {name: run_metrics(run) for name, run in runs.items()}
+    return runs, evaluate_checks(lesson, metrics)
+
+
+def run_lesson_cli(name: str, runs_dir: str | None, quiet: bool = False) -> int:
+    """``python -m engine lesson NAME``: prints each check with its number; 1 if one fails."""
+    lesson = load_lesson(name)
+    print(f"# {lesson.title}\n\n{lesson.teaches}\n")
+    store = RunStore(runs_dir)
+    started = time.perf_counter()
+
+    def progress(event: dict[str, Any]) -> None:
+        if not quiet and event["type"] in ("finished", "failed"):
+            print(f"  run {event['type']}: "
+                  + (event.get("error") or f"{event.get('steps')} steps, "
+                     f"kNN {event.get('knn_top1', float('nan')):.3f}"), file=sys.stderr)
+
+    runs, results = run_lesson(lesson, store, on_event=progress)
+    for run_name, run in runs.items():
+        print(f"run {run_name!r}: {run.path}")
+    for r in results:
+        print(r.line())
+    passed = sum(r.passed for r in results)
+    print(f"{passed} of {len(results)} expected outcomes reproduced in "
+          f"{time.perf_counter() - started:.0f} s")
+    return 0 if passed == len(results) else 1
+
+
+class LessonRunner:
+    """A lesson's runs, one after another, in a background thread (for the UI).
+
+    The thread only starts runs on the registry and waits for them; the UI follows each run
+    through the registry like any other run (``run_ids`` maps run names to run ids).
+    """
+
+    def __init__(self, lesson: Lesson, registry: Any) -> None:
+        self.lesson = lesson
+        self.registry = registry
+        self.run_ids: dict[str, str] = {}
+        self.error: str | None = None
+        self.started = time.time()
+        self._stop = threading.Event()
+        self._current: Runner | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True,
+                                        name=f"lesson-{lesson.name}")
+
+    def start(self) -> LessonRunner:
+        self._thread.start()
+        return self
+
+    def _main(self) -> None:
+        try:
+            for name in self.lesson.run_names():
+                if self._stop.is_set():
+                    return
+                self._current = self.registry.start(self.lesson.config(name))
+                self.run_ids[name] = self._current.id
+                self._current.join()
+        except Exception as exc:  # noqa: BLE001 — shown on the page instead of a dead thread
+            self.error = str(exc) or type(exc).__name__
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._current is not None:
+            self._current.stop(timeout)
+        self._thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def results(self) -> list[CheckResult] | None:
+        """The checks once every run has finished, else None (still going, or stopped)."""
+        if self.alive or len(self.run_ids) < len(self.lesson.runs):
+            return None
+        metrics = {n: run_metrics(self.registry.run(i)) for n, i in self.run_ids.items()}
+        return evaluate_checks(self.lesson, metrics)
