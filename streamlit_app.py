@@ -12,6 +12,7 @@ PAGES = [
     st.Page("app/pages/train.py", title="Train", icon=":material/model_training:", default=True),
     st.Page("app/pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
     st.Page("app/pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("app/pages/lessons.py", title="Lessons", icon=":material/school:"),
     st.Page("app/pages/runs.py", title="Runs", icon=":material/folder_open:"),
 ]
 

@@ -38,8 +38,8 @@ def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """Four conv-BN-ReLU stages with max-pooling, then global average pooling.
 
-    Widths ``w, 2w, 4w, 8w`` (default ``w=16``: 128-d ``h``; 32 doubles the features and quadruples the cost). Fast enough to train on a
-    laptop CPU in minutes at 32 px.
+    Widths ``w, 2w, 4w, 8w`` (default ``w=16``: 128-d ``h``; ``w=32`` doubles the features
+    and quadruples the cost). Fast enough to train on a laptop CPU in minutes at 32 px.
     """
 
     def __init__(self, in_channels: int = 3, width: int = 16) -> None:
