@@ -74,6 +74,7 @@ def row(run: RunDir) -> dict[str, Any]:
         "backbone": backbone,
         "name": name,
         "kNN top-1": s.get("knn_top1"),
+        "linear probe": s.get("linear_top1"),
         **{f"kNN {k}": v for k, v in attrs.items()},
         "steps": s.get("steps"),
         "images/s": s.get("images_per_s"),

@@ -72,6 +72,7 @@ class EvalConfig:
     knn_temperature: float = 0.1  # weight = exp(cos / T)  (Wu et al. 2018)
     knn_train_size: int = 5000  # train images used as the kNN memory bank (0 = all)
     knn_test_size: int = 1000  # test images classified (0 = all)
+    linear_probe: bool = True  # at the end: a linear head on frozen h (bank -> test queries)
     snapshot_size: int = 1000  # test images embedded in each map snapshot
     diagnostics_every_steps: int = 10  # collapse diagnostics on a fixed probe batch (0 = off)
     probe_size: int = 256  # images in that probe batch

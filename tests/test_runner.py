@@ -38,7 +38,7 @@ def test_foreground_run_writes_a_complete_run_directory(tmp_path):
     summary = run.summary()
     assert summary["status"] == "finished"
     assert summary["steps"] == 2 * (512 // 64)
-    for key in ("knn_top1", "images_per_s", "knn_colour"):
+    for key in ("knn_top1", "images_per_s", "knn_colour", "linear_top1"):
         assert key in summary
     steps = [e["step"] for e in run.metrics("step")]
     assert steps == sorted(steps) and steps[-1] == summary["steps"]

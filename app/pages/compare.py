@@ -55,6 +55,7 @@ def metrics_table(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.
             f"kNN top-1 ({colouring})": ev.get(knn_key),
             f"precision@{k} ({colouring})": cmp[f"precision_{side}"],
             "silhouette": sil,
+            "linear probe (final)": run.summary().get("linear_top1"),
         })
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
@@ -62,7 +63,8 @@ def metrics_table(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.
     st.caption(f"Neighbourhood overlap (mean Jaccard of the top-{k} neighbour sets of each "
                f"image under the two runs): **{cmp['overlap']:.2f}**. Precision@{k}: the share of "
                "an image's neighbours with its label; silhouette: how well separated the label "
-               "clusters are (cosine, −1 to 1).")
+               "clusters are (cosine, −1 to 1); linear probe: test accuracy of a linear head "
+               "trained on the frozen final encoder (SupCon's second stage), for any method.")
 
 
 def maps_fragment(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.ndarray],

@@ -28,6 +28,7 @@ from engine.device import autocast_dtype, configure_cpu_threads, pick_device
 from engine.eval.collapse import collapse_alarm, diagnostics
 from engine.eval.embed import embed_images
 from engine.eval.knn import knn_top1
+from engine.eval.linear_probe import linear_probe
 from engine.methods import METHODS, Batch, StepOutput, build_method
 from engine.models import build_backbone
 
@@ -169,6 +170,7 @@ class Trainer:
         query = embed(ds.test.images[self.query_index])
         bank_labels = ds.train.labels[self.bank_index].numpy()
         query_labels = ds.test.labels[self.query_index].numpy()
+        self._features = (bank["h"], bank_labels, query["h"], query_labels)
         result: dict[str, Any] = {"type": "eval", "step": step}
         if (bank_labels >= 0).any() and (query_labels >= 0).any():
             for key in ("h", "z"):
@@ -332,6 +334,10 @@ class Trainer:
                 yield ev
         if step:
             yield self.checkpoint(step)
+        bank_y, query_y = self._features[1], self._features[3]
+        if step and e.linear_probe and (bank_y >= 0).any() and (query_y >= 0).any():
+            # SupCon's second stage, for every method: a linear head on the frozen encoder
+            last_eval["linear_top1"] = linear_probe(*self._features)
         yield {
             "type": "finished",
             "status": status,
@@ -342,7 +348,7 @@ class Trainer:
             "train_seconds": train_seconds,
             "elapsed": time.perf_counter() - start,
             "device": str(self.device),
-            **{k: v for k, v in last_eval.items() if k.startswith("knn_")},
+            **{k: v for k, v in last_eval.items() if k.startswith(("knn_", "linear_"))},
         }
 
     def train_step(self, idx: torch.Tensor, lr: float, progress: float) -> StepOutput:
