@@ -84,9 +84,11 @@ def embedding_map(
     neighbours: Sequence[int] = (),
     height: int = 560,
     title: str = "",
+    meta: str = "",
 ) -> go.Figure:
     """The embedding map: every point in ONE Scattergl trace (trace 0, coloured per point),
-    then the query (a star) and its neighbours (rings) as small overlay traces.
+    then the query (a star) and its neighbours (rings) as small overlay traces. ``meta`` tags
+    the figure so the hover thumbnails (``app.hover``) find it in the page.
 
     Each point's ``customdata`` is its row in ``coords`` so a selection on any trace maps back.
     """
@@ -123,7 +125,7 @@ def embedding_map(
         # No dragmode/clickmode: Streamlit sets pan + click-to-select; a lasso dragmode would
         # turn click selection off. The lasso is one click away in the mode bar.
         font=FONT, hovermode="closest",
-        plot_bgcolor="#fafafa",
+        plot_bgcolor="#fafafa", meta=meta or None,
     )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)

@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from app import charts, mapview
+from app.hover import hover_thumbnails
 from app.run_info import label, pick_run
 from app.state import registry, run_dir, select_run, selected_run
 from engine.eval.clusters import compare_runs
@@ -81,13 +82,14 @@ def maps_fragment(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.
             xy, shown = mapview.coords(snap, f, kind)
             codes = snap.codes(colouring)[0]
             hover = [snap.describe_row(i) for i in r]
+            map_id = f"compare_map_{side}_{run_id}_{snap.step}_{f}_{shown}"
             fig = charts.embedding_map(xy[r], codes[r], names, hover, height=480,
-                                       title=f"{side.upper()}: {label(run_dir(run_id), False)}")
-            event = st.plotly_chart(
-                fig, key=f"compare_map_{side}_{run_id}_{snap.step}_{f}_{shown}",
-                on_select="rerun", selection_mode=("points",),
-                config={"displayModeBar": False},
-            )
+                                       title=f"{side.upper()}: {label(run_dir(run_id), False)}",
+                                       meta=map_id)
+            event = st.plotly_chart(fig, key=map_id, on_select="rerun",
+                                    selection_mode=("points",), config={"displayModeBar": False})
+            thumbs = None if snap.thumbs is None else snap.thumbs[r]
+            hover_thumbnails(map_id, f"{run_id}_{side}_{len(r)}", snap.step, thumbs)
             sel = charts.selected_rows(event)
             seen_key = f"compare_seen_{side}"
             if sel and sel != st.session_state.get(seen_key):

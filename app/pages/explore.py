@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from app import charts, mapview
+from app.hover import hover_thumbnails
 from app.run_info import ACTIVE, pick_run, run_status
 from app.state import run_dir, select_run, selected_run
 
@@ -79,9 +80,10 @@ def map_fragment(snap: mapview.Snapshot, kind: str, colouring: str, feature: str
         counts = np.bincount(codes[codes >= 0], minlength=len(names)).tolist()
         st.markdown(charts.legend_html(names, counts), unsafe_allow_html=True)
         hover = [snap.describe_row(i) for i in range(snap.n)]
-        fig = charts.embedding_map(xy, codes, names, hover, height=620)
+        map_id = f"explore_map_{snap.run_id}_{snap.step}_{feature}_{shown}"
+        fig = charts.embedding_map(xy, codes, names, hover, height=620, meta=map_id)
         event = st.plotly_chart(
-            fig, key=f"explore_map_{snap.run_id}_{snap.step}_{feature}_{shown}",
+            fig, key=map_id,
             on_select="rerun", selection_mode=("points", "lasso"),
             config={"displayModeBar": True, "displaylogo": False,
                     "modeBarButtonsToRemove": ["toImage", "autoScale2d"]},
@@ -89,6 +91,7 @@ def map_fragment(snap: mapview.Snapshot, kind: str, colouring: str, feature: str
         st.caption(f"{mapview.MAP_KINDS[shown]} of {snap.n} test images, feature {feature}, at "
                    f"step {snap.step}. Click a point to query it; to select a group, pick the "
                    "lasso in the chart's toolbar (top right) and draw. Double-click clears.")
+        hover_thumbnails(map_id, snap.run_id, snap.step, snap.thumbs)
     rows = charts.selected_rows(event)
     with right:
         if not rows:

@@ -143,8 +143,9 @@ def _wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what} ({last_error})")
 
 
-def _click_first_point(page) -> None:
-    """Click a data point of the map (trace 0) at its pixel position on the WebGL canvas."""
+def _click_first_point(page, check_hover: bool = False) -> None:
+    """Click a data point of the map (trace 0) at its pixel position on the WebGL canvas;
+    with ``check_hover``, first check that resting on it shows its thumbnail."""
     graph = page.locator(".js-plotly-plot").first
     graph.wait_for(state="visible")
     _wait_until(
@@ -167,6 +168,10 @@ def _click_first_point(page) -> None:
     )
     page.mouse.move(xy[0], xy[1])
     page.wait_for_timeout(300)
+    if check_hover:  # the hovered image shows next to the pointer
+        tip = page.locator("#ssl-hover-thumb")
+        _wait_until(lambda: tip.is_visible(), 10, "the hover thumbnail")
+        assert "data:image/png" in tip.evaluate("e => e.style.backgroundImage")
     page.mouse.click(xy[0], xy[1])
 
 
@@ -204,7 +209,7 @@ def test_train_watch_explore_click_neighbours(page, server):
     _wait_until(lambda: umap_caption.count() > 0, MAP_READY_S, "the UMAP map")
     print(f"UMAP map on screen {time.time() - t0:.1f} s after pressing Train")
     page.wait_for_timeout(1000)
-    _click_first_point(page)
+    _click_first_point(page, check_hover=True)
     _wait_until(lambda: page.get_by_text("Query ·", exact=False).count() > 0, 30,
                 "the clicked image as the query")
     _wait_until(lambda: page.get_by_text("nearest neighbours (cosine", exact=False).count() > 0,
