@@ -85,12 +85,16 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None, help="method names (default: all)")
     p.add_argument("--semi", action="store_true", help="also the 10-labels-per-class runs")
     p.add_argument("--out", type=Path, default=ROOT / "runs_bench" / "methods.json")
+    p.add_argument("--keep", type=Path, default=None,
+                   help="keep the run directories here (runs go to DIR/runs), e.g. to open them "
+                   "in the app; default: a temporary folder")
     args = p.parse_args()
     names = args.only or list(RUNS)
     results: dict = {"device": "cpu", "threads": torch.get_num_threads(), "runs": []}
     print("| method | budget (s) | kNN untrained | kNN trained | gain | steps | images/s |")
     print("|---|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.keep or scratch)
         for name in names:
             r = one(Path(tmp), name)
             results["runs"].append(r)
