@@ -73,8 +73,8 @@ def main() -> None:
                                          args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 950})
             a, b = args.compare
-            shoot(page, f"{url}/?run={args.run}", "train")
-            shoot(page, f"{url}/explore?run={args.run}", "explore", 15000, _click_first_point)
+            shoot(page, f"{url}/?run={args.run}", "train", 20000)
+            shoot(page, f"{url}/explore?run={args.run}", "explore", 30000, _click_first_point)
             shoot(page, f"{url}/compare?a={a}&b={b}", "compare", 15000)
             shoot(page, f"{url}/runs", "runs")
             if args.lesson:
