@@ -60,7 +60,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16 on CUDA) | fp32 | bf16
     compile: bool = False  # torch.compile the step (CUDA; pays off on long runs only)
-    channels_last: bool = True  # memory format on CUDA
+    channels_last: bool = True  # NHWC memory format on CUDA and the CPU
     checkpoint_every_seconds: float = 120  # 0 = only at the end
 
 

@@ -35,7 +35,30 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
 
 def configure_cpu_threads() -> None:
-    """Use every core for intra-op work (torch's default can be lower in some containers)."""
+    """Use every core for intra-op work (torch's default can be lower in some containers).
+
+    Every core pays off only while the threads sleep when they wait (``OMP_WAIT_POLICY``
+    ``PASSIVE``, set by ``engine/__init__.py`` before torch loads): with spinning waits, a
+    machine busy with other work makes 2 threads slower than 1 (BENCHMARKS.md).
+    """
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if n and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def configure_cuda() -> None:
+    """Let cuDNN pick the fastest convolution algorithms for the (fixed) batch shapes, and let
+    float32 matmuls outside autocast use TF32 tensor cores."""
+    torch.backends.cudnn.benchmark = True
+    torch.set_float32_matmul_precision("high")
+
+
+def resident_budget(device: torch.device) -> int | None:
+    """Bytes the uint8 train split may take on ``device`` to stay resident there: half the
+    free memory of a CUDA device (the rest is for the model, activations and the views);
+    ``None`` (no limit) elsewhere, where the images already sit in the memory the device
+    uses (the CPU's; Apple's MPS shares it)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    return None

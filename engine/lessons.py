@@ -45,8 +45,8 @@ _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge
 #: what a check may name (see :func:`run_metrics`), besides any ``knn_...`` key of the summary
 METRICS = frozenset({
     "status", "std_z", "std_ratio", "rank_z", "rank_h", "rank_z_fraction", "rank_h_fraction",
-    "alignment", "uniformity", "alarm", "loss_first", "loss_last", "loss_drop", "silhouette",
-    "neighbour_purity",
+    "rank_z_peak", "alignment", "uniformity", "pos_cos", "neg_cos", "alarm", "alarm_severity",
+    "loss_first", "loss_last", "loss_drop", "silhouette", "neighbour_purity",
 })
 
 
@@ -164,24 +164,50 @@ def load_lesson(name: str | Path) -> Lesson:
         fast=bool(d.get("fast", False)),
     )
     for r in lesson.runs:
-        lesson.config(r["name"])  # validates every override now, not mid-lesson
+        _validate_run(lesson, r["name"])
     return lesson
+
+
+def _validate_run(lesson: Lesson, run_name: str) -> None:
+    """Every setting of a run checked now, not mid-lesson: config keys and values, the method
+    and its options, the augmentation preset."""
+    from engine.augment import resolve_views
+    from engine.config import validate
+    from engine.methods import METHODS, build_method_config
+
+    try:
+        cfg = lesson.config(run_name)
+        validate(cfg)
+        build_method_config(METHODS.get(cfg.method.name), cfg.method.params)
+        resolve_views(cfg.augment)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"lesson {lesson.name}, run {run_name!r}: {exc}") from None
 
 
 def run_metrics(run: RunDir) -> dict[str, Any]:
     """Everything a check may name, for a finished run.
 
-    From the summary: ``knn_top1``, ``knn_top1_z``, ``knn_<attribute>``, ``status``.
+    From the summary: ``knn_top1``, ``knn_top1_z``, ``knn_<attribute>``, ``status``; from the
+    evaluations: ``<knn key>_gain`` (the last minus the first, at step 0, e.g. ``knn_top1_gain``).
     From the last diagnostics event: ``std_z``, ``std_ratio`` (std_z / healthy), ``rank_z``,
     ``rank_h``, ``rank_z_fraction`` and ``rank_h_fraction`` (the rank over the largest one the
-    probe batch can show, min(probe size, dimension), as the alarm reads it), ``alignment``,
-    ``uniformity``, ``alarm`` (complete | dimensional | none). From the loss curve: ``loss_first``,
-    ``loss_last``, ``loss_drop`` (first minus last, over the first and last tenth).
+    probe batch can show, min(probe size, dimension), as the alarm reads it), ``rank_z_peak``
+    (the highest rank_z of any probe after step 0, to see a rank that fell), ``alignment``,
+    ``uniformity``, ``pos_cos`` and ``neg_cos`` (mean cosine similarity of positive pairs, two
+    views of one image, and of negative pairs, two different images), ``alarm`` (complete |
+    dimensional | none) and ``alarm_severity`` (critical | warning | none). From the loss
+    curve: ``loss_first``, ``loss_last``, ``loss_drop`` (first minus last, over the first and
+    last tenth).
     From the last snapshot: ``silhouette`` and ``neighbour_purity`` of ``h`` by class.
     """
     summary = run.summary()
     out: dict[str, Any] = {k: v for k, v in summary.items() if k.startswith("knn_")}
     out["status"] = summary.get("status")
+    evals = run.metrics("eval")
+    if len(evals) > 1:
+        for k, v in evals[-1].items():
+            if k.startswith("knn_") and k in evals[0]:
+                out[f"{k}_gain"] = v - evals[0][k]
     diags = run.metrics("diagnostics")
     if diags:
         d = diags[-1]
@@ -192,7 +218,12 @@ def run_metrics(run: RunDir) -> dict[str, Any]:
             out["rank_z_fraction"] = d["rank_z"] / min(d["n"], d["dim_z"])
         if d.get("rank_h") is not None and d.get("dim_h"):
             out["rank_h_fraction"] = d["rank_h"] / min(d["n"], d["dim_h"])
+        out["pos_cos"], out["neg_cos"] = d.get("pos_cos_mean"), d.get("neg_cos_mean")
+        trained = [e["rank_z"] for e in diags if e["step"] > 0 and e.get("rank_z") is not None]
+        if trained:
+            out["rank_z_peak"] = max(trained)
         out["alarm"] = d.get("alarm", {}).get("kind", "none")
+        out["alarm_severity"] = d.get("alarm", {}).get("severity", "none")
     losses = [e["loss"] for e in run.metrics("step")]
     if losses:
         tenth = max(1, len(losses) // 10)

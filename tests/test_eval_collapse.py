@@ -52,6 +52,50 @@ def test_identity_rows(d):
     assert effective_rank(z) == pytest.approx(d, rel=1e-3)
 
 
+@pytest.mark.parametrize("d", [4, 32])
+def test_orthonormal_cross_polytope(d):
+    """The 2d unit vectors +-e_i: every coordinate is +1 once, -1 once and 0 otherwise, so its
+    std is exactly 1/sqrt(d), the healthy value; all singular values are sqrt(2): rank d."""
+    z = np.concatenate([np.eye(d), -np.eye(d)])
+    assert normalised_std(z) == pytest.approx(1 / math.sqrt(d), rel=1e-9)
+    assert effective_rank(z) == pytest.approx(d, rel=1e-3)
+    np.testing.assert_allclose(singular_values(z), math.sqrt(2), rtol=1e-9)
+    # pairs: d antipodal (distance^2 4), the other 2d(d-1) orthogonal (distance^2 2)
+    t = 2
+    expected = math.log((2 * d * (d - 1) * math.exp(-2 * t) + d * math.exp(-4 * t))
+                        / (d * (2 * d - 1)))
+    assert uniformity(z, t=t) == pytest.approx(expected, rel=1e-9)
+    diag = diagnostics(z, z, z)
+    assert diag["std_z"] / diag["std_healthy"] == pytest.approx(1.0)
+    assert diag["rank_z"] == pytest.approx(d, rel=1e-3) and diag["alignment"] == 0.0
+    assert diag["pos_cos_mean"] == pytest.approx(1.0)
+    # each image has one antipodal partner (-1) among its 2d - 1 negatives, the rest at 0
+    assert diag["neg_cos_mean"] == pytest.approx(-1 / (2 * d - 1), abs=1e-6)
+    assert collapse_alarm(diag).kind == "none"
+
+
+def test_rankme_of_a_known_spectrum():
+    """Two equal singular values and the rest zero: p = (1/2, 1/2), exp(H) = 2."""
+    z = np.zeros((10, 6))
+    z[0, 0] = z[1, 1] = 3.0
+    assert effective_rank(z) == pytest.approx(2.0, rel=1e-4)
+    # singular values 2 and 1: p = (2/3, 1/3)
+    z[1, 1] = 1.5
+    h = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    assert effective_rank(z) == pytest.approx(math.exp(h), rel=1e-4)
+
+
+def test_identical_vectors_are_complete_collapse_in_the_diagnostics():
+    z = np.tile(_gauss(1, 16), (64, 1))
+    d = diagnostics(z, z, z)
+    assert d["std_z"] == pytest.approx(0.0, abs=1e-7)
+    assert d["rank_z"] == pytest.approx(1.0, abs=1e-3)
+    assert d["rank_h"] == pytest.approx(1.0, abs=1e-3)
+    assert d["pos_cos_mean"] == pytest.approx(1.0) and d["neg_cos_mean"] == pytest.approx(1.0)
+    assert d["neg_hist"]["counts"][-1] == sum(d["neg_hist"]["counts"])  # all in the top bin
+    assert d["spectrum_z"][0] == 1.0 and max(d["spectrum_z"][1:]) < 1e-3
+
+
 def test_random_orthogonal_has_full_rank():
     q, _ = np.linalg.qr(_gauss(48, 48).astype(np.float64))
     assert effective_rank(q * 3.0) == pytest.approx(48, rel=1e-3)

@@ -7,16 +7,21 @@ Pausing is simply not asking for the next event.
 
 Performance notes: the whole train split sits on the training device as uint8 when it fits;
 batches are indexed there and augmented there (per-sample parameters, one batched op per
-augmentation); bf16 autocast and channels_last on CUDA; the loss is read back to the host only
-when a step event is emitted (at most a few times a second), never every step on a GPU.
+augmentation). A split too large for the device stays in pinned host memory and is streamed,
+each batch copied one step ahead (``engine.train.prefetch``). Weights are channels_last on CUDA
+and the CPU; on CUDA also bf16 autocast, a fused optimiser, optional ``torch.compile``. The loss
+is read back to the host only when a step event is emitted (at most a few times a second),
+never every step. The first step comes before the step-0 evaluation (which runs on a copy of
+the initial weights), so the loss chart starts at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import torch
@@ -24,13 +29,20 @@ import torch
 from engine.augment import Augmenter, resolve_views
 from engine.config import RunConfig, validate
 from engine.data import Dataset, load_dataset
-from engine.device import autocast_dtype, configure_cpu_threads, pick_device
+from engine.device import (
+    autocast_dtype,
+    configure_cpu_threads,
+    configure_cuda,
+    pick_device,
+    resident_budget,
+)
 from engine.eval.collapse import collapse_alarm, diagnostics
 from engine.eval.embed import embed_images
 from engine.eval.knn import knn_top1
 from engine.eval.linear_probe import linear_probe
-from engine.methods import METHODS, Batch, StepOutput, build_method
+from engine.methods import METHODS, Batch, Method, StepOutput, build_method
 from engine.models import build_backbone
+from engine.train.prefetch import PinnedGather, stream_batches
 
 
 class TrainingError(RuntimeError):
@@ -46,14 +58,23 @@ def _channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
 
 
 class Trainer:
-    """Owns the data (on the device), the method, the optimiser and the schedule of one run."""
+    """Owns the data (on the device), the method, the optimiser and the schedule of one run.
 
-    def __init__(self, cfg: RunConfig, dataset: Dataset | None = None) -> None:
+    ``memory_limit``: bytes the uint8 train split may take on the device to stay resident
+    there (default: half a CUDA device's free memory; no limit on the CPU). A larger split is
+    streamed from host memory instead.
+    """
+
+    def __init__(
+        self, cfg: RunConfig, dataset: Dataset | None = None, memory_limit: int | None = None
+    ) -> None:
         validate(cfg)
         self.cfg = cfg
         self.device = pick_device(cfg.train.device)
         if self.device.type == "cpu":
             configure_cpu_threads()
+        elif self.device.type == "cuda":
+            configure_cuda()
         self.amp_dtype = autocast_dtype(self.device, cfg.train.precision)
         self.dataset = dataset if dataset is not None else load_dataset(cfg.data)
         ds = self.dataset
@@ -78,7 +99,9 @@ class Trainer:
                 f"backbone {cfg.model.backbone!r} has no parameters to train; "
                 "use train.epochs=0 to evaluate it as a baseline"
             )
-        if self.device.type == "cuda" and cfg.train.channels_last:
+        if self.device.type in ("cuda", "cpu") and cfg.train.channels_last:
+            # NHWC convolutions: tensor cores on CUDA; oneDNN's faster kernels on the CPU
+            # (a small-CNN step 1.3x faster on 2 cores, BENCHMARKS.md)
             self.method = self.method.to(memory_format=torch.channels_last)
 
         mean, std = _channel_stats(ds.train.images)
@@ -89,28 +112,29 @@ class Trainer:
         self.batch_size = min(cfg.train.batch_size, len(ds.train))
         self.steps_per_epoch = max(1, len(ds.train) // self.batch_size)
         self.total_steps = int(math.ceil(cfg.train.epochs * self.steps_per_epoch))
-        self.images = self._place(ds.train.images)
+        self.images, self.resident = self._place(ds.train.images, memory_limit)
+        self.gather = None if self.resident else PinnedGather(self.images, self.device)
         self.labels = ds.train.labels.to(self.device)
         self.labelled_index = torch.nonzero(ds.train.labels >= 0).flatten()
         self._eval_sets()
         self.optimizer = self._optimizer() if self.trainable and self.total_steps > 0 else None
         self.step_fn = self.method.training_step
+        # The step-0 evaluation runs on this copy after the first step (see ``events``).
+        self.initial = copy.deepcopy(self.method) if self.total_steps else None
         if cfg.train.compile and self.device.type == "cuda":
             self.method.backbone.compile()
 
     # -- set-up -------------------------------------------------------------------------------
-    def _place(self, images: torch.Tensor) -> torch.Tensor:
-        """Keep the uint8 train split resident on the device when it fits in half the free
-        memory; otherwise leave it in pinned host memory and copy each batch."""
+    def _place(self, images: torch.Tensor, limit: int | None) -> tuple[torch.Tensor, bool]:
+        """The uint8 train split on the device when it fits in ``limit`` bytes (default
+        :func:`resident_budget`), else in host memory, pinned for CUDA, to be streamed."""
+        if limit is None:
+            limit = resident_budget(self.device)
+        if limit is None or images.numel() * images.element_size() <= limit:
+            return images.to(self.device), True
         if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            if images.numel() < 0.5 * free:
-                self.resident = True
-                return images.to(self.device)
-            self.resident = False
-            return images.pin_memory()
-        self.resident = True
-        return images.to(self.device)
+            images = images.pin_memory()
+        return images, False
 
     def _eval_sets(self) -> None:
         """Fixed subsets for kNN (memory bank and queries), map snapshots and the probe batch."""
@@ -159,12 +183,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # -- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, step: int) -> Iterator[dict[str, Any]]:
-        """kNN top-1 of ``h`` (and ``z``) on the fixed query set, and a map snapshot."""
+    def evaluate(self, step: int, method: Method | None = None) -> Iterator[dict[str, Any]]:
+        """kNN top-1 of ``h`` (and ``z``) on the fixed query set, and a map snapshot, of
+        ``method`` (default: the one training)."""
         ds, e = self.dataset, self.cfg.eval
+        method = method or self.method
         t0 = time.perf_counter()
         embed = lambda images: embed_images(  # noqa: E731
-            self.method, images, self.augment.normalise, self.device, e.batch_size, self.amp_dtype
+            method, images, self.augment.normalise, self.device, e.batch_size, self.amp_dtype
         )
         bank = embed(self.images[self.bank_index.to(self.images.device)])
         query = embed(ds.test.images[self.query_index])
@@ -198,18 +224,20 @@ class Trainer:
             yield {"type": "snapshot", "step": step, "arrays": arrays}
 
     @torch.no_grad()
-    def probe(self, step: int) -> dict[str, Any]:
-        """Collapse diagnostics on the fixed probe batch, two fixed augmented views."""
+    def probe(self, step: int, method: Method | None = None) -> dict[str, Any]:
+        """Collapse diagnostics on the fixed probe batch, two fixed augmented views, of
+        ``method`` (default: the one training)."""
+        method = method or self.method
         x = self.images[self.probe_index.to(self.images.device)].to(self.device)
         g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2)
-        was_training = self.method.training
-        self.method.eval()
+        was_training = method.training
+        method.eval()
         try:
             with self._amp():
-                out0 = self.method.embed(self.augment.view(x, 0, g))
-                out1 = self.method.embed(self.augment.view(x, 1, g))
+                out0 = method.embed(self.augment.view(x, 0, g))
+                out1 = method.embed(self.augment.view(x, 1, g))
         finally:
-            self.method.train(was_training)
+            method.train(was_training)
         key = "z" if "z" in out0 else "h"
         as_np = lambda t: t.float().cpu().numpy()  # noqa: E731
         diag = diagnostics(as_np(out0["h"]), as_np(out0[key]), as_np(out1[key]))
@@ -234,6 +262,13 @@ class Trainer:
                     idx = torch.cat([self.labelled_index[pick], idx[: b - n_lab]])
                 yield idx
 
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(idx, images[idx] on the device)`` for every step: indexed on the device when the
+        split is resident there, else streamed from host memory one batch ahead."""
+        if self.gather is None:
+            return ((idx, self.images[idx.to(self.device)]) for idx in self._batch_index())
+        return stream_batches(self.gather, self._batch_index())
+
     def events(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
         """Train, yielding events; ends with a ``finished`` event (status finished/stopped)."""
         cfg, e = self.cfg, self.cfg.eval
@@ -250,13 +285,9 @@ class Trainer:
             "dataset": self.dataset.describe(),
         }
         last_eval: dict[str, Any] = {}
-        for ev in self.evaluate(0):
-            if ev["type"] == "eval":
-                last_eval = ev
-            yield ev
-        next_eval = time.perf_counter() + max(e.every_seconds, 9 * last_eval["eval_seconds"])
-        if e.diagnostics_every_steps and self.total_steps:
-            yield self.probe(0)
+        if self.initial is None:  # nothing to train: evaluate the untrained model now
+            last_eval = yield from self._evaluation(0)
+        next_eval = math.inf  # set by the step-0 evaluation, after the first step
 
         step, status, reason = 0, "finished", "completed all epochs"
         train_seconds, images_seen = 0.0, 0
@@ -264,7 +295,7 @@ class Trainer:
         loss_n, last_emit = 0, 0.0
         logs_sum: dict[str, torch.Tensor] = {}
         self.method.train()
-        batches = self._batch_index()
+        batches = self.batches()
         last_ckpt = time.perf_counter()
         while step < self.total_steps:
             if should_stop():
@@ -279,8 +310,8 @@ class Trainer:
             if cfg.train.max_seconds:
                 progress = max(progress, elapsed / cfg.train.max_seconds)
             lr = self._lr_at(progress, step)
-            idx = next(batches)
-            out = self.train_step(idx, lr, (step + 1) / self.total_steps)
+            idx, x = next(batches)
+            out = self.train_step(idx, lr, (step + 1) / self.total_steps, x)
             step += 1
             images_seen += len(idx)
             loss_sum += out.loss.detach().float()
@@ -312,13 +343,15 @@ class Trainer:
                 }
                 loss_sum.zero_()
                 loss_n, last_emit, logs_sum = 0, now, {}
+            if self.initial is not None:  # the step-0 evaluation, once the loss chart has a point
+                last_eval = yield from self._initial_evaluation()
+                next_eval = time.perf_counter() + max(
+                    e.every_seconds, 9 * last_eval["eval_seconds"]
+                )
             if e.diagnostics_every_steps and step % e.diagnostics_every_steps == 0:
                 yield self.probe(step)
             if time.perf_counter() >= next_eval or self._epoch_eval_due(step):
-                for ev in self.evaluate(step):
-                    if ev["type"] == "eval":
-                        last_eval = ev
-                    yield ev
+                last_eval = yield from self._evaluation(step)
                 next_eval = time.perf_counter() + max(
                     e.every_seconds, 9 * last_eval["eval_seconds"]
                 )
@@ -327,11 +360,10 @@ class Trainer:
                 yield self.checkpoint(step)
                 last_ckpt = time.perf_counter()
 
+        if self.initial is not None:  # stopped before the first step
+            last_eval = yield from self._initial_evaluation()
         if step and last_eval.get("step") != step:
-            for ev in self.evaluate(step):
-                if ev["type"] == "eval":
-                    last_eval = ev
-                yield ev
+            last_eval = yield from self._evaluation(step)
         if step:
             yield self.checkpoint(step)
         bank_y, query_y = self._features[1], self._features[3]
@@ -351,11 +383,37 @@ class Trainer:
             **{k: v for k, v in last_eval.items() if k.startswith(("knn_", "linear_"))},
         }
 
-    def train_step(self, idx: torch.Tensor, lr: float, progress: float) -> StepOutput:
-        """One optimiser step on the train images at ``idx`` (B,): augment, forward, backward."""
+    def _evaluation(
+        self, step: int, method: Method | None = None
+    ) -> Generator[dict[str, Any], None, dict[str, Any]]:
+        """Yield the events of :meth:`evaluate`; return its ``eval`` event."""
+        result: dict[str, Any] = {}
+        for ev in self.evaluate(step, method):
+            if ev["type"] == "eval":
+                result = ev
+            yield ev
+        return result
+
+    def _initial_evaluation(self) -> Generator[dict[str, Any], None, dict[str, Any]]:
+        """Evaluation and diagnostics of the initial weights (step 0), then drop their copy."""
+        initial, self.initial = self.initial, None
+        result = yield from self._evaluation(0, initial)
+        if self.cfg.eval.diagnostics_every_steps:
+            yield self.probe(0, initial)
+        return result
+
+    def train_step(
+        self, idx: torch.Tensor, lr: float, progress: float, x: torch.Tensor | None = None
+    ) -> StepOutput:
+        """One optimiser step on the train images at ``idx`` (B,): augment, forward, backward.
+
+        ``x``: those images, uint8 (B, C, H, W) on the device, when the caller has them
+        (``batches`` prefetches them); otherwise they are gathered here.
+        """
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr if group.get("fixed_lr") else lr
-        x = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
+        if x is None:
+            x = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
         y = self.labels[idx.to(self.device)]
         with self._amp():
             out = self.step_fn(Batch(x, y, self.augment, self.generator))
