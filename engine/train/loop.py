@@ -120,7 +120,7 @@ class Trainer:
         self.optimizer = self._optimizer() if self.trainable and self.total_steps > 0 else None
         self.step_fn = self.method.training_step
         # The step-0 evaluation runs on this copy after the first step (see ``events``).
-        self.initial = copy.deepcopy(self.method) if self.total_steps else None
+        self._initial = copy.deepcopy(self.method) if self.total_steps else None
         if cfg.train.compile and self.device.type == "cuda":
             self.method.backbone.compile()
 
@@ -285,7 +285,7 @@ class Trainer:
             "dataset": self.dataset.describe(),
         }
         last_eval: dict[str, Any] = {}
-        if self.initial is None:  # nothing to train: evaluate the untrained model now
+        if self._initial is None:  # nothing to train: evaluate the untrained model now
             last_eval = yield from self._evaluation(0)
         next_eval = math.inf  # set by the step-0 evaluation, after the first step
 
@@ -343,7 +343,7 @@ class Trainer:
                 }
                 loss_sum.zero_()
                 loss_n, last_emit, logs_sum = 0, now, {}
-            if self.initial is not None:  # the step-0 evaluation, once the loss chart has a point
+            if self._initial is not None:  # the step-0 evaluation, once the loss chart has a point
                 last_eval = yield from self._initial_evaluation()
                 next_eval = time.perf_counter() + max(
                     e.every_seconds, 9 * last_eval["eval_seconds"]
@@ -360,7 +360,7 @@ class Trainer:
                 yield self.checkpoint(step)
                 last_ckpt = time.perf_counter()
 
-        if self.initial is not None:  # stopped before the first step
+        if self._initial is not None:  # stopped before the first step
             last_eval = yield from self._initial_evaluation()
         if step and last_eval.get("step") != step:
             last_eval = yield from self._evaluation(step)
@@ -396,7 +396,7 @@ class Trainer:
 
     def _initial_evaluation(self) -> Generator[dict[str, Any], None, dict[str, Any]]:
         """Evaluation and diagnostics of the initial weights (step 0), then drop their copy."""
-        initial, self.initial = self.initial, None
+        initial, self._initial = self._initial, None
         result = yield from self._evaluation(0, initial)
         if self.cfg.eval.diagnostics_every_steps:
             yield self.probe(0, initial)

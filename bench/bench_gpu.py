@@ -1,0 +1,185 @@
+"""The GPU figures of the performance issue. Skips, with a message, where there is no CUDA GPU.
+
+- ``throughput``: images per second of every registered method at batch 512 with ResNet-18
+  (CIFAR stem; ``mim`` needs a ViT and uses ``vit_tiny``) at 32 px, bf16 autocast,
+  channels_last, fused optimiser: the full step (views made on the GPU) and the model-only step
+  in alternation (``engine.bench``), the FLOPs of one step (``torch.utils.flop_counter``) and
+  the fraction of the GPU's dense bf16 peak they reach.
+- ``time_to_knn`` (``--time-to-knn``): SimCLR, ResNet-18 CIFAR stem, batch 512, on CIFAR-10
+  read by the folder loader from ``cifar10-jpg.tar.gz``, kNN (k 200, T 0.1, all 50,000 train
+  images as the bank, all 10,000 test images) every 5 epochs: the wall time at which kNN top-1
+  first reaches 0.848, lightly's published SimCLR figure (200 epochs, 87 min on one RTX A6000).
+
+    python bench/bench_gpu.py                                   # throughput, every method
+    python bench/bench_gpu.py --methods simclr byol --steps 30
+    python bench/bench_gpu.py --time-to-knn --cifar10 .devdata/cifar10-jpg.tar.gz --epochs 200
+
+One JSON line per method / run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import engine  # noqa: E402, F401  (first: sets OpenMP's wait policy before torch loads)
+
+# isort: split
+import torch  # noqa: E402
+
+from engine.bench import interleave, step_timer  # noqa: E402
+from engine.config import RunConfig  # noqa: E402
+from engine.data import load_dataset  # noqa: E402
+from engine.methods import METHODS  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
+from engine.train.runner import run_foreground  # noqa: E402
+from engine.train.store import RunStore  # noqa: E402
+
+#: dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s (no sparsity)
+BF16_PEAK_TFLOPS = {
+    "H200": 989.4,
+    "H100 SXM": 989.4,
+    "H100 80GB HBM3": 989.4,
+    "H100 PCIe": 756.0,
+    "A100": 312.0,
+    "RTX A6000": 154.8,
+    "L40S": 362.1,
+    "L4": 121.0,
+}
+LIGHTLY_KNN, LIGHTLY_MINUTES = 0.848, 87  # SimCLR, ResNet-18, batch 512, 200 epochs, A6000
+
+
+def emit(**row: object) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def bf16_peak(name: str, override: float) -> float | None:
+    if override:
+        return override
+    for key, tflops in BF16_PEAK_TFLOPS.items():
+        if key in name:
+            return tflops
+    return None
+
+
+def step_flops(trainer: Trainer) -> int:
+    """FLOPs of one training step (forward and backward matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    idx, x = next(trainer.batches())
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(idx, trainer.base_lr, 0.0, x)
+    return counter.get_total_flops()
+
+
+def throughput(args: argparse.Namespace) -> None:
+    data = {"data.train_size": 50_000, "data.test_size": 1000}
+    if args.cifar10:
+        data = {"data.name": "folder", "data.root": args.cifar10, "data.image_size": 32}
+    dataset = load_dataset(RunConfig().with_overrides(data).data)
+    name = torch.cuda.get_device_name()
+    peak = bf16_peak(name, args.peak_tflops)
+    for method in args.methods or METHODS.names():
+        cfg = RunConfig().with_overrides({
+            **data,
+            "method.name": method,
+            "augment.preset": METHODS.get(method).default_preset,
+            "model.backbone": "vit_tiny" if method == "mim" else "resnet18_cifar",
+            "train.batch_size": args.batch,
+            "train.compile": args.compile,
+        })
+        trainer = Trainer(cfg, dataset)
+        flops = step_flops(trainer)
+        timers = {"full": step_timer(trainer), "model_only": step_timer(trainer, True)}
+        samples = interleave(timers, args.rounds, max(1, args.steps // args.rounds), warmup=5)
+        seconds = {k: statistics.median(v) for k, v in samples.items()}
+        tflops = flops / seconds["full"] / 1e12
+        emit(
+            bench="gpu_throughput", device=name, method=method, backbone=cfg.model.backbone,
+            batch=trainer.batch_size, precision=str(trainer.amp_dtype).replace("torch.", ""),
+            compile=args.compile, resident=trainer.resident,
+            images_per_s=round(trainer.batch_size / seconds["full"], 1),
+            model_only_images_per_s=round(trainer.batch_size / seconds["model_only"], 1),
+            fraction_of_model_only=round(seconds["model_only"] / seconds["full"], 3),
+            gflops_per_step=round(flops / 1e9, 1), achieved_tflops=round(tflops, 1),
+            fraction_of_bf16_peak=round(tflops / peak, 4) if peak else None,
+            bf16_peak_tflops=peak,
+        )
+        del trainer
+        torch.cuda.empty_cache()
+
+
+def time_to_knn(args: argparse.Namespace) -> None:
+    if not args.cifar10 or not Path(args.cifar10).exists():
+        emit(bench="gpu_time_to_knn", skipped=f"CIFAR-10 archive not found: {args.cifar10!r} "
+             "(copy ../shared/data/cifar10-jpg.tar.gz and pass --cifar10)")
+        return
+    cfg = RunConfig().with_overrides({
+        "data.name": "folder", "data.root": args.cifar10, "data.image_size": 32,
+        "method.name": "simclr", "model.backbone": "resnet18_cifar",
+        "train.batch_size": 512, "train.epochs": args.epochs, "train.compile": args.compile,
+        # lightly's CIFAR-10 benchmark recipe: SGD 0.06 per 128 images, momentum 0.9, wd 5e-4
+        "train.optimizer": "sgd", "train.lr": 0.12, "train.momentum": 0.9,
+        "train.weight_decay": 5e-4,
+        "eval.knn_k": 200, "eval.knn_temperature": 0.1, "eval.knn_train_size": 0,
+        "eval.knn_test_size": 0, "eval.every_epochs": 5, "eval.diagnostics_every_steps": 0,
+        "train.checkpoint_every_seconds": 0,
+    })
+    t0 = time.perf_counter()
+    reached: dict[str, float] = {}
+    best = {"knn_top1": 0.0}
+
+    def on_event(ev: dict) -> None:
+        if ev["type"] == "eval" and "knn_top1" in ev:
+            if ev["knn_top1"] > best["knn_top1"]:
+                best.update(knn_top1=ev["knn_top1"], step=ev["step"])
+            if ev["knn_top1"] >= args.target and not reached:
+                reached.update(seconds=time.perf_counter() - t0, step=ev["step"])
+            emit(bench="gpu_time_to_knn_eval", step=ev["step"], knn_top1=ev["knn_top1"],
+                 elapsed_s=round(time.perf_counter() - t0, 1))
+
+    with tempfile.TemporaryDirectory() as runs:
+        _, last = run_foreground(cfg, RunStore(Path(runs)), on_event=on_event)
+    emit(
+        bench="gpu_time_to_knn", device=torch.cuda.get_device_name(), epochs=args.epochs,
+        target=args.target, status=last.get("status", last.get("error")),
+        minutes_to_target=round(reached["seconds"] / 60, 2) if reached else None,
+        best_knn_top1=best["knn_top1"], final_knn_top1=last.get("knn_top1"),
+        minutes_total=round((time.perf_counter() - t0) / 60, 2),
+        images_per_s=last.get("images_per_s"),
+        lightly=f"{LIGHTLY_KNN} in {LIGHTLY_MINUTES} min (RTX A6000, 200 epochs)",
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="*", help="default: every registered method")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=40, help="timed steps per pipeline")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the backbone")
+    ap.add_argument("--peak-tflops", type=float, default=0.0,
+                    help="dense bf16 peak of this GPU (default: from a table of known GPUs)")
+    ap.add_argument("--time-to-knn", action="store_true", help="the CIFAR-10 run instead")
+    ap.add_argument("--cifar10", default="", help="cifar10-jpg.tar.gz (folder loader)")
+    ap.add_argument("--epochs", type=float, default=200)
+    ap.add_argument("--target", type=float, default=LIGHTLY_KNN)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        emit(bench="gpu", skipped="no CUDA GPU on this machine: GPU figures not measured")
+        return
+    if args.time_to_knn:
+        time_to_knn(args)
+    else:
+        throughput(args)
+
+
+if __name__ == "__main__":
+    main()

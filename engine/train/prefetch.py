@@ -1,0 +1,69 @@
+"""The streamed data path, for train splits larger than the training device's memory.
+
+When the uint8 train split does not fit on the device (see ``Trainer._place``), it stays in
+host memory (page-locked, "pinned", on CUDA) and :func:`stream_batches` hands out each batch on
+the device, one batch ahead: the gather of batch ``i + 1`` into a pinned buffer and its
+asynchronous copy are issued before batch ``i`` is handed to the step, so the host never waits
+for the copy and the GPU never waits for the host. Batches are exactly those of the resident
+path (same indices, same order), so a run does not depend on which path it took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class PinnedGather:
+    """Gathers ``images[idx]`` into reusable pinned buffers and copies them to ``device``
+    without blocking (CUDA); elsewhere a plain gather and copy.
+
+    Two buffers alternate; before one is refilled, the copy out of it (recorded as a CUDA
+    event) must have finished, so a buffer is never overwritten while the GPU reads it.
+    """
+
+    def __init__(self, images: torch.Tensor, device: torch.device, buffers: int = 2) -> None:
+        self.images = images
+        self.device = device
+        self.pinned = device.type == "cuda" and images.is_pinned()
+        self._buffers: list[torch.Tensor | None] = [None] * buffers
+        self._events: list[torch.cuda.Event | None] = [None] * buffers
+        self._next = 0
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        """``images[idx]`` (B, C, H, W) on the device; ``idx`` (B,) int64 on the host."""
+        if not self.pinned:
+            return self.images.index_select(0, idx).to(self.device)
+        k = self._next
+        self._next = (k + 1) % len(self._buffers)
+        if self._events[k] is not None:
+            self._events[k].synchronize()  # the last copy out of this buffer is done
+        shape = (len(idx), *self.images.shape[1:])
+        buf = self._buffers[k]
+        if buf is None or buf.shape[0] < shape[0]:
+            buf = self._buffers[k] = torch.empty(shape, dtype=self.images.dtype).pin_memory()
+        out = buf[: shape[0]]
+        torch.index_select(self.images, 0, idx, out=out)
+        x = out.to(self.device, non_blocking=True)
+        event = self._events[k] or torch.cuda.Event()
+        event.record()
+        self._events[k] = event
+        return x
+
+
+def stream_batches(
+    gather: PinnedGather, indices: Iterator[torch.Tensor]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(idx, images[idx] on the device)`` for each ``idx`` of ``indices``, one batch ahead.
+
+    The copy of the next batch is issued before the current one is yielded, so it is in
+    flight while the caller's step runs on the current one.
+    """
+    idx = next(indices)
+    x = gather(idx)
+    for following in indices:
+        x_following = gather(following)
+        yield idx, x
+        idx, x = following, x_following
+    yield idx, x
