@@ -52,10 +52,10 @@ class TrainConfig:
     batch_size: int = 256  # images per step (before views)
     epochs: float = 10  # passes over the train split; 0 = evaluate the untrained backbone
     max_seconds: float = 0  # stop after this wall time, a normal finish (0 = no limit)
-    optimizer: str = "adamw"  # adamw | sgd | lars
+    optimizer: str = "adamw"  # adamw | sgd
     lr: float = 2e-3  # per 256 images; scaled linearly with batch_size
     weight_decay: float = 1e-4
-    momentum: float = 0.9  # sgd / lars
+    momentum: float = 0.9  # sgd
     warmup_epochs: float = 0.5  # linear warm-up, then cosine decay to 0
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16 on CUDA) | fp32 | bf16
@@ -237,7 +237,7 @@ def validate(cfg: RunConfig) -> None:
         (t.max_seconds >= 0, "train.max_seconds must be 0 (no limit) or positive"),
         (t.lr > 0, f"train.lr must be positive (got {t.lr})"),
         (t.weight_decay >= 0, "train.weight_decay must be 0 or positive"),
-        (t.optimizer in ("adamw", "sgd", "lars"), "train.optimizer must be adamw, sgd or lars"),
+        (t.optimizer in ("adamw", "sgd"), "train.optimizer must be adamw or sgd"),
         (t.device in ("auto", "cpu", "cuda", "mps"), "train.device must be auto, cpu, cuda or mps"),
         (t.precision in ("auto", "fp32", "bf16"), "train.precision must be auto, fp32 or bf16"),
         (e.knn_k >= 1, "eval.knn_k must be at least 1"),

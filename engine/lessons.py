@@ -157,7 +157,8 @@ def load_lesson(name: str | Path) -> Lesson:
     lesson = Lesson(
         name=name,
         title=str(d["title"]),
-        teaches=str(d["teaches"]).strip(),
+        # a folded YAML block keeps one newline per blank line: make each a paragraph break
+        teaches="\n\n".join(p.strip() for p in str(d["teaches"]).splitlines() if p.strip()),
         runs=runs,
         checks=[_parse_check(name, c, names) for c in d.get("checks") or []],
         base=d.get("base") or {},

@@ -4,40 +4,14 @@ numbers measured (the same checks as ``python -m engine lesson NAME``)."""
 
 from __future__ import annotations
 
-import threading
-
 import streamlit as st
 
 from app import live
-from app.state import registry, runs_root
+from app.lesson_runs import runner_of, start_lesson
 from engine.lessons import CheckResult, Lesson, LessonRunner, list_lessons, load_lesson
 
 POLL_SECONDS = 1.0
 PICKER = "lesson_name"
-
-
-@st.cache_resource(show_spinner=False)
-def _runners(root: str) -> tuple[dict[str, LessonRunner], threading.Lock]:
-    """Process-wide lesson runners by lesson name, so a reload (or a second tab) finds the
-    lesson that is running, and its results once it has ended."""
-    return {}, threading.Lock()
-
-
-def runner_of(name: str) -> LessonRunner | None:
-    runners, lock = _runners(runs_root())
-    with lock:
-        return runners.get(name)
-
-
-def start_lesson(lesson: Lesson) -> LessonRunner:
-    """Start the lesson's runs on the app's registry, unless it is already running."""
-    runners, lock = _runners(runs_root())
-    with lock:
-        current = runners.get(lesson.name)
-        if current is not None and current.alive:
-            return current
-        runners[lesson.name] = LessonRunner(lesson, registry()).start()
-        return runners[lesson.name]
 
 
 def pick_lesson() -> Lesson | None:
@@ -75,10 +49,11 @@ def describe(lesson: Lesson) -> None:
         for spec in lesson.runs:
             settings = ", ".join(f"`{k}={v}`" for k, v in spec.get("set", {}).items())
             st.markdown(f"- **{spec['name']}**: {settings or 'the shared settings'}")
-        budget = sum(lesson.config(n).train.max_seconds for n in lesson.run_names())
+        configs = [lesson.config(n) for n in lesson.run_names()]
+        budget = sum(c.train.max_seconds for c in configs if c.train.epochs > 0)
         if budget:
-            st.caption(f"Time budget: about {budget / 60:.1f} min of training in all, one run "
-                       "after another.")
+            st.caption(f"At most about {budget / 60:.1f} min of training in all, one run after "
+                       "another (less on a fast machine).")
     with right:
         st.markdown("**Expected outcomes**")
         st.markdown("\n".join(f"- {c.describe()}" for c in lesson.checks) or "–")
