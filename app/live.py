@@ -249,8 +249,7 @@ def spectrum_and_pairs(d: dict[str, Any], key: str = "live") -> None:
                                         ("negative pairs", "neg_hist")) if d.get(k)}
     with right:
         if hists:
-            st.plotly_chart(charts.histograms(hists, "Cosine similarity of pairs",
-                                              "cosine similarity"),
+            st.plotly_chart(charts.histograms(hists, "Cosine similarity of pairs"),
                             key=f"{key}_pairs", config={"displayModeBar": False})
             st.caption("Healthy: positives near 1, negatives spread around 0. Both piled up "
                        "at 1: every image looks the same (complete collapse).")

@@ -5,6 +5,7 @@ Examples::
     python -m engine train --set method.name=supcon --set train.max_seconds=60
     python -m engine train --config assets/runs/simclr_shapes.yaml --runs-dir runs
     python -m engine list methods
+    python -m engine lesson byol_predictor
     python -m engine bench --set model.backbone=resnet18_cifar --set train.batch_size=512
 """
 
@@ -171,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5)
     p.set_defaults(fn=cmd_bench)
 
-    p = sub.add_parser("lesson", help="run a collapse-lab lesson headless and check it")
-    p.add_argument("name")
+    p = sub.add_parser("lesson", help="run a collapse-lab lesson headless and check it "
+                       "(exit status 1 when an expected outcome is not reproduced)")
+    p.add_argument("name", help="a lesson (python -m engine list lessons) or a lesson YAML file")
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_lesson)

@@ -1,0 +1,110 @@
+"""What the collapse diagnostics cost: training steps per second with the probe off against
+the default cadence, same config, same process, interleaved.
+
+Two Trainers are built on one data set, identical except ``eval.diagnostics_every_steps``
+(0 = off, and the default). Their event generators (the real training loop) are pulled in
+turns, ``--steps`` steps at a time, ``--repeats`` times each, so both see the same machine
+load. A chunk's rate is steps over the wall time between its first and last ``step`` event,
+which includes every probe the loop ran in between (the probe runs after a step's event is
+yielded). Evaluation is pushed out of the way (``eval.every_seconds`` huge), so only steps and
+probes are timed. Prints one JSON object per chunk and a summary line with the ratio
+(probe-on rate / probe-off rate) of the medians; an overhead of at most 5 % is the target.
+
+Usage: python bench/bench_diagnostics.py [--steps 40] [--repeats 4] [--set KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.cli import parse_value  # noqa: E402
+from engine.config import EvalConfig, RunConfig  # noqa: E402
+from engine.data import load_dataset  # noqa: E402
+from engine.train.loop import Trainer  # noqa: E402
+
+#: the CPU recipe of the learning tests (tests/test_methods_learning.py, COMMON)
+RECIPE = {
+    "data.name": "shapes",
+    "data.image_size": 32,
+    "model.backbone": "small_cnn",
+    "model.width": 16,
+    "method.name": "simclr",
+    "train.device": "cpu",
+    "train.batch_size": 128,
+    "train.epochs": 1000,
+    "train.checkpoint_every_seconds": 0,
+    "eval.every_seconds": 1e9,
+    "eval.snapshot_size": 0,
+    "eval.knn_train_size": 500,
+    "eval.knn_test_size": 250,
+}
+
+
+def chunk_rate(events: Iterator[dict[str, Any]], steps: int) -> tuple[float, int]:
+    """Pull events until ``steps`` more steps have run; returns (steps per second, steps)."""
+    first: tuple[int, float] | None = None
+    for ev in events:
+        if ev["type"] != "step":
+            continue
+        now = time.perf_counter()
+        if first is None:
+            first = (ev["step"], now)
+        elif ev["step"] - first[0] >= steps:
+            return (ev["step"] - first[0]) / (now - first[1]), ev["step"] - first[0]
+    raise RuntimeError("the run ended before the benchmark did; raise train.epochs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=40, help="steps per timed chunk")
+    parser.add_argument("--repeats", type=int, default=4, help="chunks per setting")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    overrides = dict(RECIPE)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        overrides[key] = parse_value(value)
+    base = RunConfig().with_overrides(overrides)
+    every = base.eval.diagnostics_every_steps or EvalConfig().diagnostics_every_steps
+    dataset = load_dataset(base.data)
+    settings = {"off": 0, "on": every}
+    gens = {
+        name: Trainer(base.with_overrides({"eval.diagnostics_every_steps": n}), dataset).events()
+        for name, n in settings.items()
+    }
+    for gen in gens.values():  # start-up: step-0 evaluation and probe, first steps
+        chunk_rate(gen, 3)
+    rates: dict[str, list[float]] = {name: [] for name in settings}
+    for repeat in range(args.repeats):
+        order = list(settings) if repeat % 2 == 0 else list(reversed(settings))
+        for name in order:
+            rate, n = chunk_rate(gens[name], args.steps)
+            rates[name].append(rate)
+            print(json.dumps({"diagnostics": name, "repeat": repeat, "steps": n,
+                              "steps_per_s": round(rate, 3)}), flush=True)
+    off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+    print(json.dumps({
+        "bench": "diagnostics_overhead",
+        "diagnostics_every_steps": every,
+        "probe_size": base.eval.probe_size,
+        "steps_per_s_off": round(off, 3),
+        "steps_per_s_on": round(on, 3),
+        "ratio_on_over_off": round(on / off, 4),
+        "overhead_percent": round(100 * (1 - on / off), 2),
+        "config": {k: v for k, v in overrides.items() if not k.startswith("eval.")},
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

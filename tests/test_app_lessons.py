@@ -1,0 +1,145 @@
+"""The Lessons page under Streamlit's AppTest: it renders, picking a lesson shows its text, and
+a lesson run from the page ends with its outcomes marked reproduced or not, with numbers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine import lessons
+
+st_testing = pytest.importorskip("streamlit.testing.v1")
+AppTest = st_testing.AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "streamlit_app.py")
+PAGE = "app/pages/lessons.py"
+TIMEOUT = 60
+
+TINY = {
+    "data.train_size": 256,
+    "data.test_size": 128,
+    "data.image_size": 16,
+    "model.width": 8,
+    "train.batch_size": 64,
+    "train.epochs": 1,
+    "train.max_seconds": 60,
+    "train.device": "cpu",
+    "eval.knn_train_size": 256,
+    "eval.snapshot_size": 128,
+    "eval.probe_size": 64,
+    "eval.diagnostics_every_steps": 2,
+}
+
+
+@pytest.fixture(autouse=True)
+def no_umap_warm_up(monkeypatch):
+    monkeypatch.setenv("SSL_STUDIO_UMAP_WARMUP", "0")
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def tiny_lessons(tmp_path, monkeypatch):
+    """A lessons folder holding one tiny lesson (two 4-step runs) next to a copy of a real one."""
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    (folder / "a_tiny.yaml").write_text(yaml.safe_dump({
+        "title": "A tiny lesson",
+        "teaches": "Two runs of four steps. One check holds, one cannot. It is for the tests.",
+        "base": TINY,
+        "runs": [{"name": "first", "set": {"method.name": "simclr"}},
+                 {"name": "second", "set": {"method.name": "simsiam"}}],
+        "checks": [
+            {"run": "first", "metric": "status", "op": "==", "value": "finished",
+             "says": "the first run finishes"},
+            {"run": "second", "metric": "knn_top1", "op": ">", "than": {"run": "first"},
+             "margin": 2.0, "says": "the second run is impossibly better"},
+        ],
+    }))
+    real = sorted(lessons.LESSONS_DIR.glob("*.yaml"))
+    if real:
+        (folder / real[0].name).write_text(real[0].read_text())
+    monkeypatch.setattr(lessons, "LESSONS_DIR", folder)
+    return folder
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(PAGE).run()
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_lessons_page_renders_the_real_lessons(runs_dir):
+    at = open_page()
+    no_exception(at)
+    names = lessons.list_lessons()
+    picker = at.selectbox(key="lesson_name")
+    assert list(picker.options) == [lessons.load_lesson(n).title for n in names]
+    for name in names[:2]:
+        picker.set_value(name).run()
+        no_exception(at)
+        lesson = lessons.load_lesson(name)
+        shown = texts(at)
+        assert lesson.title in shown
+        assert lesson.teaches.split(".")[0] in shown
+        assert lesson.checks[0].describe() in shown
+        assert at.query_params["lesson"] in (name, [name])
+
+
+def test_a_lesson_run_from_the_page_shows_its_outcomes(runs_dir, tiny_lessons):
+    at = open_page()
+    no_exception(at)
+    at.selectbox(key="lesson_name").set_value("a_tiny").run()
+    assert "Two runs of four steps" in texts(at)
+    at.button(key="lesson_run").click().run()
+    no_exception(at)
+
+    from app.lesson_runs import runner_of
+
+    runner = runner_of("a_tiny")
+    assert runner is not None
+    deadline = time.time() + 240
+    while runner.alive and time.time() < deadline:
+        time.sleep(0.5)
+    assert not runner.alive, "the tiny lesson did not finish in 4 minutes"
+    at.run()
+    no_exception(at)
+    shown = texts(at)
+    assert "Outcomes: 1 of 2 reproduced" in shown
+    assert any("Reproduced:" in s.value and "first run finishes" in s.value for s in at.success)
+    failed = [e.value for e in at.error if "Not reproduced:" in e.value]
+    assert failed and "impossibly better" in failed[0] and "knn_top1 of second" in failed[0]
+    # both runs are drawn side by side, with their diagnostics
+    assert "#### first" in shown and "#### second" in shown
+    assert "Collapse diagnostics" in shown
+    # the diagnostics panel of each run carries the spectrum and the pair-similarity histograms
+    spectra = [e for e in at.expander if e.label == "Singular values and pair similarities"]
+    assert len(spectra) == 2
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 2 * 5, len(charts)  # loss, kNN, collapse curve, spectrum, pairs
+    assert {m.label for m in at.metric} >= {"Step", "Loss", "kNN top-1"}
+    # a reload (a fresh session) finds the finished lesson again
+    again = open_page()
+    again.selectbox(key="lesson_name").set_value("a_tiny").run()
+    no_exception(again)
+    assert "Outcomes: 1 of 2 reproduced" in texts(again)
