@@ -35,15 +35,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_umap_warm_up(monkeypatch):
-    monkeypatch.setenv("SSL_STUDIO_UMAP_WARMUP", "0")
-
-
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("SSL_STUDIO_RUNS", str(tmp_path / "runs"))
-    return tmp_path / "runs"
+pytestmark = pytest.mark.usefixtures("no_umap_warm_up")
 
 
 @pytest.fixture
