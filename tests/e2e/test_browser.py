@@ -179,7 +179,8 @@ def test_train_watch_explore_click_neighbours(page, server):
     page.goto(server)
     train = page.get_by_role("button", name=re.compile("Train$"))
     train.wait_for(state="visible", timeout=60_000)
-    assert page.get_by_text("press Train", exact=False).first.is_visible()
+    # the first screen says what to do (Streamlit draws the page in pieces: wait for it)
+    page.get_by_text("press Train", exact=False).first.wait_for(state="visible")
     t0 = time.time()
     train.click()
 
@@ -191,7 +192,7 @@ def test_train_watch_explore_click_neighbours(page, server):
     )
     loss_seen_s = time.time() - t0
     _wait_until(lambda: _metric(page, "Step") != first, 20, "the step counter to move")
-    assert re.fullmatch(r"\d+\.\d+", _metric(page, "Loss"))
+    _wait_until(lambda: re.fullmatch(r"\d+\.\d+", _metric(page, "Loss")), 10, "a loss value")
     page.locator(".js-plotly-plot").first.wait_for(state="visible")
     print(f"first loss on screen {loss_seen_s:.1f} s after pressing Train")
 
@@ -216,7 +217,8 @@ def test_train_watch_explore_click_neighbours(page, server):
                 10, "the neighbours of the clicked image")
     images = page.locator('[data-testid="stImage"] img')
     _wait_until(lambda: images.count() >= 11, 20, "the query and its 10 neighbour images")
-    assert page.get_by_text("precision@10", exact=False).count() > 0
+    _wait_until(lambda: page.get_by_text("precision@10", exact=False).count() > 0, 10,
+                "precision@10 of the query's class")
 
     # stop the run from the Train page (leaves the machine quiet for other tests)
     page.get_by_role("link", name=re.compile("Train")).click()
