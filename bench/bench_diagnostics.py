@@ -13,8 +13,12 @@ Two clocks: wall time, and this process's CPU time (all its threads), which othe
 work on a shared machine disturbs much less. Prints one JSON object per chunk, then a summary:
 for each clock the median over the repeats of the paired ratio (probe-on rate over the
 probe-off rate of the same repeat); the overhead is 1 minus that ratio. Target: at most 5 %.
+As a cross-check less sensitive to a busy machine, ``--samples`` training steps and probes are
+then timed one after the other on the probe-on Trainer: the median probe over ``every`` median
+steps is the share the probe adds (``component_percent``).
 
-Usage: python bench/bench_diagnostics.py [--steps 20] [--repeats 10] [--set KEY=VALUE ...]
+Usage: python bench/bench_diagnostics.py [--steps 20] [--repeats 10] [--samples 20]
+                                         [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -70,11 +74,28 @@ def chunk_rate(events: Iterator[dict[str, Any]], steps: int) -> tuple[float, flo
     raise RuntimeError("the run ended before the benchmark did; raise train.epochs")
 
 
+def component_seconds(trainer: Trainer, samples: int) -> tuple[float, float]:
+    """Median seconds of one training step and of one probe, timed alternately."""
+    trainer.method.train()
+    batches = trainer.batches()
+    steps, probes = [], []
+    for _ in range(samples):
+        idx, x = next(batches)
+        t0 = time.perf_counter()
+        trainer.train_step(idx, trainer.base_lr, 0.5, x)
+        t1 = time.perf_counter()
+        trainer.probe(0)
+        probes.append(time.perf_counter() - t1)
+        steps.append(t1 - t0)
+    return statistics.median(steps), statistics.median(probes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="steps per timed chunk")
     parser.add_argument("--repeats", type=int, default=10, help="chunks per setting")
+    parser.add_argument("--samples", type=int, default=20, help="steps and probes timed alone")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     overrides = dict(RECIPE)
@@ -85,10 +106,11 @@ def main() -> None:
     every = base.eval.diagnostics_every_steps or EvalConfig().diagnostics_every_steps
     dataset = load_dataset(base.data)
     settings = {"off": 0, "on": every}
-    gens = {
-        name: Trainer(base.with_overrides({"eval.diagnostics_every_steps": n}), dataset).events()
+    trainers = {
+        name: Trainer(base.with_overrides({"eval.diagnostics_every_steps": n}), dataset)
         for name, n in settings.items()
     }
+    gens = {name: trainer.events() for name, trainer in trainers.items()}
     for gen in gens.values():  # start-up: step-0 evaluation and probe, first steps
         chunk_rate(gen, 3)
     wall: dict[str, list[float]] = {name: [] for name in settings}
@@ -108,6 +130,7 @@ def main() -> None:
                                                               strict=True))
 
     ratio_wall, ratio_cpu = paired(wall), paired(cpu)
+    step_s, probe_s = component_seconds(trainers["on"], args.samples)
     print(json.dumps({
         "bench": "diagnostics_overhead",
         "diagnostics_every_steps": every,
@@ -118,6 +141,9 @@ def main() -> None:
         "ratio_on_over_off_cpu": round(ratio_cpu, 4),
         "overhead_percent_wall": round(100 * (1 - ratio_wall), 2),
         "overhead_percent_cpu": round(100 * (1 - ratio_cpu), 2),
+        "step_s": round(step_s, 4),
+        "probe_s": round(probe_s, 4),
+        "component_percent": round(100 * probe_s / (every * step_s), 2),
         "config": {k: v for k, v in overrides.items() if not k.startswith("eval.")},
     }), flush=True)
 

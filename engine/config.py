@@ -74,7 +74,8 @@ class EvalConfig:
     knn_test_size: int = 1000  # test images classified (0 = all)
     linear_probe: bool = True  # at the end: a linear head on frozen h (bank -> test queries)
     snapshot_size: int = 1000  # test images embedded in each map snapshot
-    diagnostics_every_steps: int = 10  # collapse diagnostics on a fixed probe batch (0 = off)
+    diagnostics_every_steps: int = 20  # collapse diagnostics on a fixed probe batch (0 = off);
+    # their cost against training: bench/bench_diagnostics.py, BENCHMARKS.md
     probe_size: int = 256  # images in that probe batch
     batch_size: int = 512  # images per forward pass while embedding
 

@@ -246,3 +246,23 @@ def test_causes_fall_back_to_generic_texts():
     assert causes_for("byol", "complete")[-len(GENERAL["complete"]) :] == GENERAL["complete"]
     for method, kinds in CAUSES.items():
         assert set(kinds) <= {"complete", "dimensional"}, method
+
+
+def test_untrained_network_is_not_called_collapsed():
+    """A random-init SimCLR network maps shapes almost onto one point (raw verdict: complete
+    collapse); the step-0 probe must not raise that alarm, and a later probe of the same
+    weights must."""
+    from engine.config import RunConfig
+    from engine.data import load_dataset
+    from engine.train.loop import Trainer
+
+    cfg = RunConfig().with_overrides({
+        "train.device": "cpu", "data.train_size": 512, "data.test_size": 128,
+        "eval.probe_size": 128,
+    })
+    trainer = Trainer(cfg, load_dataset(cfg.data))
+    at_start = trainer.probe(0)
+    assert at_start["alarm"]["kind"] == "none"
+    assert "Untrained" in at_start["alarm"]["message"]
+    later = trainer.probe(50)  # same weights, judged as if training had produced them
+    assert later["alarm"]["kind"] == "complete", later["alarm"]

@@ -324,6 +324,19 @@ def collapse_alarm(
     return Alarm("none", "none", msg, [])
 
 
+def untrained_note(diag: dict) -> Alarm:
+    """The verdict at step 0: no alarm. A randomly initialised network maps all images close
+    together (mean cosine often above 0.9) and along few directions; that is where every run
+    starts, not a collapse. The alarm judges what training makes of it."""
+    msg = (
+        "Untrained network (step 0): random weights map different images to similar "
+        f"embeddings (mean cosine {diag['neg_cos_mean']:.2f}, effective rank "
+        f"{diag['rank_z']:.1f}). That is normal at the start; healthy training spreads them out, "
+        "and the alarm watches whether it does."
+    )
+    return Alarm("none", "none", msg, [])
+
+
 def _dimensional_msg(diag: dict) -> str:
     max_rank = min(diag["n"], diag["dim_z"])
     msg = (

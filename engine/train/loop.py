@@ -36,7 +36,7 @@ from engine.device import (
     pick_device,
     resident_budget,
 )
-from engine.eval.collapse import collapse_alarm, diagnostics
+from engine.eval.collapse import collapse_alarm, diagnostics, untrained_note
 from engine.eval.embed import embed_images
 from engine.eval.knn import knn_top1
 from engine.eval.linear_probe import linear_probe
@@ -152,6 +152,7 @@ class Trainer:
             torch.randperm(len(self.query_index), generator=g)[:n_snap].sort().values
         ]
         self.probe_index = train_perm[: min(e.probe_size, len(ds.train))]
+        self._probe_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _optimizer(self) -> torch.optim.Optimizer:
         t = self.cfg.train
@@ -223,25 +224,33 @@ class Trainer:
                 arrays[f"attr_{attr}"] = values[self.snapshot_index].numpy()
             yield {"type": "snapshot", "step": step, "arrays": arrays}
 
+    def _probe_views(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe batch's two augmented views, (P, C, H, W) each: drawn once from a fixed
+        seed and kept, so every probe sees the same images and pays no augmentation."""
+        if self._probe_cache is None:
+            x = self.images[self.probe_index.to(self.images.device)].to(self.device)
+            g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2)
+            self._probe_cache = (self.augment.view(x, 0, g), self.augment.view(x, 1, g))
+        return self._probe_cache
+
     @torch.no_grad()
     def probe(self, step: int, method: Method | None = None) -> dict[str, Any]:
         """Collapse diagnostics on the fixed probe batch, two fixed augmented views, of
         ``method`` (default: the one training)."""
         method = method or self.method
-        x = self.images[self.probe_index.to(self.images.device)].to(self.device)
-        g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2)
+        x0, x1 = self._probe_views()
         was_training = method.training
         method.eval()
         try:
             with self._amp():
-                out0 = method.embed(self.augment.view(x, 0, g))
-                out1 = method.embed(self.augment.view(x, 1, g))
+                out0 = method.embed(x0)
+                out1 = method.embed(x1)
         finally:
             method.train(was_training)
         key = "z" if "z" in out0 else "h"
         as_np = lambda t: t.float().cpu().numpy()  # noqa: E731
         diag = diagnostics(as_np(out0["h"]), as_np(out0[key]), as_np(out1[key]))
-        alarm = collapse_alarm(diag, self.cfg.method.name)
+        alarm = untrained_note(diag) if step == 0 else collapse_alarm(diag, self.cfg.method.name)
         return {"type": "diagnostics", "step": step, **diag, "alarm": alarm.__dict__}
 
     # -- the loop -----------------------------------------------------------------------------
