@@ -30,17 +30,18 @@ from tests.test_methods_learning import (  # noqa: E402
     SEMI_BUDGET,
     SSL_BUDGET,
     SSL_RUNS,
+    SUPERVISED_BUDGET,
+    SUPERVISED_RUNS,
     classifier_accuracy,
     train,
 )
 
-SUPERVISED_BUDGET = 60.0
 #: name -> (overrides, budget in seconds)
 RUNS: dict[str, tuple[dict, float]] = {
     **{name: ({"method.name": name, **o}, SSL_BUDGET) for name, o in SSL_RUNS.items()},
     "rotation": ({"method.name": "rotation", "data.name": "digits"}, SSL_BUDGET),
-    "cross_entropy": ({"method.name": "cross_entropy"}, SUPERVISED_BUDGET),
-    "supcon": ({"method.name": "supcon"}, SUPERVISED_BUDGET),
+    **{name: ({"method.name": name, **o}, SUPERVISED_BUDGET)
+       for name, o in SUPERVISED_RUNS.items()},
     "triplet": ({"method.name": "triplet"}, SUPERVISED_BUDGET),
 }
 
