@@ -4,35 +4,19 @@ a lesson run from the page ends with its outcomes marked reproduced or not, with
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from engine import lessons
+from tests.fixtures.app import APP, TIMEOUT, no_exception, texts
+from tests.fixtures.lessons import TINY_LESSON_BASE
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "streamlit_app.py")
 PAGE = "app/pages/lessons.py"
-TIMEOUT = 60
-
-TINY = {
-    "data.train_size": 256,
-    "data.test_size": 128,
-    "data.image_size": 16,
-    "model.width": 8,
-    "train.batch_size": 64,
-    "train.epochs": 1,
-    "train.max_seconds": 60,
-    "train.device": "cpu",
-    "eval.knn_train_size": 256,
-    "eval.snapshot_size": 128,
-    "eval.probe_size": 64,
-    "eval.diagnostics_every_steps": 2,
-}
+TINY = {**TINY_LESSON_BASE, "eval.snapshot_size": 128}
 
 
 pytestmark = pytest.mark.usefixtures("no_umap_warm_up")
@@ -68,17 +52,6 @@ def open_page() -> AppTest:
     at.run()
     at.switch_page(PAGE).run()
     return at
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning]
-    parts += [i.value for i in at.info] + [s.value for s in at.success]
-    return "\n".join(str(p) for p in parts)
 
 
 def test_lessons_page_renders_the_real_lessons(runs_dir):

@@ -4,20 +4,16 @@ started from the Train page reaches the registry, engine errors become readable 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from engine.config import RunConfig
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
+from tests.fixtures.app import APP, TIMEOUT, no_exception, texts
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
-
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "streamlit_app.py")
-TIMEOUT = 60
 
 TINY = {
     "data.train_size": 512,
@@ -56,17 +52,6 @@ def app(query: dict | None = None) -> AppTest:
     for k, v in (query or {}).items():
         at.query_params[k] = v
     return at
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning]
-    parts += [i.value for i in at.info] + [s.value for s in at.success]
-    return "\n".join(str(p) for p in parts)
 
 
 def registry_of(at: AppTest):

@@ -21,6 +21,7 @@ from engine.lessons import (
     load_lesson,
     run_lesson_cli,
 )
+from tests.fixtures.lessons import TINY_LESSON_BASE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,27 +125,11 @@ def test_lesson_reproduces(name, tmp_path, capsys):
 
 
 # -- validation and checks on constructed input --------------------------------------------
-TINY_BASE = {
-    "data.train_size": 256,
-    "data.test_size": 128,
-    "data.image_size": 16,
-    "model.width": 8,
-    "train.batch_size": 64,
-    "train.epochs": 1,
-    "train.max_seconds": 60,
-    "train.device": "cpu",
-    "eval.knn_train_size": 256,
-    "eval.snapshot_size": 0,
-    "eval.probe_size": 64,
-    "eval.diagnostics_every_steps": 2,
-}
-
-
 def write_lesson(tmp_path: Path, checks: list[dict], **extra) -> Path:  # noqa: ANN003
     d = {
         "title": "A tiny lesson",
         "teaches": "Nothing much. It exists for the tests. It runs in seconds.",
-        "base": TINY_BASE,
+        "base": TINY_LESSON_BASE,
         "runs": [{"name": "a", "set": {"method.name": "simclr"}},
                  {"name": "b", "set": {"method.name": "simclr", "method.temperature": 1.0}}],
         "checks": checks,
@@ -204,7 +189,7 @@ def test_evaluate_checks_with_margins_and_missing_metrics():
 
 def test_a_tiny_lesson_measures_every_metric(tmp_path, capsys):
     checks = [{"run": "a", "metric": "status", "op": "==", "value": "finished"}]
-    path = write_lesson(tmp_path, checks, base={**TINY_BASE, "eval.snapshot_size": 128})
+    path = write_lesson(tmp_path, checks, base={**TINY_LESSON_BASE, "eval.snapshot_size": 128})
     lesson = load_lesson(path)
     runs, results = lessons.run_lesson(lesson, lessons.RunStore(tmp_path / "runs"))
     assert results[0].passed

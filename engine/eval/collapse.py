@@ -262,7 +262,10 @@ class Alarm:
 
 
 def collapse_alarm(
-    diag: dict, method: str | None = None, thresholds: AlarmThresholds = DEFAULT_THRESHOLDS
+    diag: dict,
+    method: str | None = None,
+    thresholds: AlarmThresholds = DEFAULT_THRESHOLDS,
+    step: int | None = None,
 ) -> Alarm:
     """Read a :func:`diagnostics` dict and say whether, and how, the embeddings collapsed.
 
@@ -272,10 +275,17 @@ def collapse_alarm(
     https://arxiv.org/abs/2008.08186). Early in training (first few hundred steps) a warning
     can be a transient; a critical alarm that persists is not.
 
+    At step 0 there is no verdict: a randomly initialised network maps all images close
+    together (mean cosine often above 0.9) and along few directions. That is where every run
+    starts, not a collapse; the alarm judges what training makes of it.
+
     Args:
         diag: output of :func:`diagnostics`.
         method: registered method name (picks the list of causes); None for generic causes.
+        step: the training step the embeddings come from, if known (0 = untrained).
     """
+    if step == 0:
+        return _untrained(diag)
     th = thresholds
     supervised = is_supervised(method)
     std_ratio = diag["std_z"] / diag["std_healthy"]
@@ -324,10 +334,8 @@ def collapse_alarm(
     return Alarm("none", "none", msg, [])
 
 
-def untrained_note(diag: dict) -> Alarm:
-    """The verdict at step 0: no alarm. A randomly initialised network maps all images close
-    together (mean cosine often above 0.9) and along few directions; that is where every run
-    starts, not a collapse. The alarm judges what training makes of it."""
+def _untrained(diag: dict) -> Alarm:
+    """No alarm at step 0, and why (see :func:`collapse_alarm`)."""
     msg = (
         "Untrained network (step 0): random weights map different images to similar "
         f"embeddings (mean cosine {diag['neg_cos_mean']:.2f}, effective rank "

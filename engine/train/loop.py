@@ -36,7 +36,7 @@ from engine.device import (
     pick_device,
     resident_budget,
 )
-from engine.eval.collapse import collapse_alarm, diagnostics, untrained_note
+from engine.eval.collapse import collapse_alarm, diagnostics
 from engine.eval.embed import embed_images
 from engine.eval.knn import knn_top1
 from engine.eval.linear_probe import linear_probe
@@ -188,7 +188,7 @@ class Trainer:
         """kNN top-1 of ``h`` (and ``z``) on the fixed query set, and a map snapshot, of
         ``method`` (default: the one training)."""
         ds, e = self.dataset, self.cfg.eval
-        method = method or self.method
+        method = self.method if method is None else method
         t0 = time.perf_counter()
         embed = lambda images: embed_images(  # noqa: E731
             method, images, self.augment.normalise, self.device, e.batch_size, self.amp_dtype
@@ -237,7 +237,7 @@ class Trainer:
     def probe(self, step: int, method: Method | None = None) -> dict[str, Any]:
         """Collapse diagnostics on the fixed probe batch, two fixed augmented views, of
         ``method`` (default: the one training)."""
-        method = method or self.method
+        method = self.method if method is None else method
         x0, x1 = self._probe_views()
         was_training = method.training
         method.eval()
@@ -250,7 +250,7 @@ class Trainer:
         key = "z" if "z" in out0 else "h"
         as_np = lambda t: t.float().cpu().numpy()  # noqa: E731
         diag = diagnostics(as_np(out0["h"]), as_np(out0[key]), as_np(out1[key]))
-        alarm = untrained_note(diag) if step == 0 else collapse_alarm(diag, self.cfg.method.name)
+        alarm = collapse_alarm(diag, self.cfg.method.name, step=step)
         return {"type": "diagnostics", "step": step, **diag, "alarm": alarm.__dict__}
 
     # -- the loop -----------------------------------------------------------------------------
@@ -412,17 +412,14 @@ class Trainer:
         return result
 
     def train_step(
-        self, idx: torch.Tensor, lr: float, progress: float, x: torch.Tensor | None = None
+        self, idx: torch.Tensor, lr: float, progress: float, x: torch.Tensor
     ) -> StepOutput:
         """One optimiser step on the train images at ``idx`` (B,): augment, forward, backward.
 
-        ``x``: those images, uint8 (B, C, H, W) on the device, when the caller has them
-        (``batches`` prefetches them); otherwise they are gathered here.
+        ``x``: those images, uint8 (B, C, H, W) on the device, as :meth:`batches` yields them.
         """
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr if group.get("fixed_lr") else lr
-        if x is None:
-            x = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
         y = self.labels[idx.to(self.device)]
         with self._amp():
             out = self.step_fn(Batch(x, y, self.augment, self.generator))
