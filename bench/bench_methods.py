@@ -59,6 +59,7 @@ def one(tmp: Path, name: str) -> dict:
     return {
         "method": name, "budget_s": budget, "untrained": untrained["knn_top1"],
         "knn_top1": done["knn_top1"], "gain": done["knn_top1"] - untrained["knn_top1"],
+        "linear_top1": done.get("linear_top1"),
         "steps": done["steps"], "images_per_s": done["images_per_s"],
         "wall_s": time.perf_counter() - t0, "command": command(overrides),
     }
@@ -92,20 +93,23 @@ def main() -> None:
     args = p.parse_args()
     names = args.only or list(RUNS)
     results: dict = {"device": "cpu", "threads": torch.get_num_threads(), "runs": []}
-    print("| method | budget (s) | kNN untrained | kNN trained | gain | steps | images/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | budget (s) | kNN untrained | kNN trained | gain | linear probe | steps "
+          "| images/s |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
         tmp = str(args.keep or scratch)
         for name in names:
             r = one(Path(tmp), name)
             results["runs"].append(r)
+            probe = "-" if r["linear_top1"] is None else f"{r['linear_top1']:.3f}"
             print(f"| {name} | {r['budget_s']:.0f} | {r['untrained']:.3f} | {r['knn_top1']:.3f} "
-                  f"| {r['gain']:+.3f} | {r['steps']} | {r['images_per_s']:.0f} |", flush=True)
+                  f"| {r['gain']:+.3f} | {probe} | {r['steps']} | {r['images_per_s']:.0f} |",
+                  flush=True)
         if args.semi:
             results["semi"] = semi_supervised(Path(tmp))
             for r in results["semi"]:
                 print(f"| {r['method']} (10 labels/class) | {SEMI_BUDGET:.0f} | test accuracy "
-                      f"{r['test_accuracy']:.3f} | | | {r['steps']} | {r['images_per_s']:.0f} |")
+                      f"{r['test_accuracy']:.3f} | | | | {r['steps']} | {r['images_per_s']:.0f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")

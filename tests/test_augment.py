@@ -370,6 +370,7 @@ def test_presets_listed_and_documented() -> None:
         "mocov2",
         "byol",
         "simclr_no_colour",
+        "colour_invariant",
         "crop_flip",
         "fixmatch",
         "none",
@@ -390,9 +391,7 @@ def test_byol_views_are_asymmetric() -> None:
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize(
-    "preset", ["simclr", "mocov2", "byol", "simclr_no_colour", "crop_flip", "fixmatch", "none"]
-)
+@pytest.mark.parametrize("preset", list_presets())
 def test_every_preset_runs(preset: str, channels: int) -> None:
     x = _images(6, channels, 32)
     aug = Augmenter(resolve_views(AugmentConfig(preset=preset)), mean=(0.5,), std=(0.25,))
@@ -400,6 +399,22 @@ def test_every_preset_runs(preset: str, channels: int) -> None:
     for v in views:
         assert v.shape == x.shape and v.dtype == torch.float32 and bool(torch.isfinite(v).all())
         assert v.min() >= -2.0 - 1e-6 and v.max() <= 2.0 + 1e-6  # (0 - .5) / .25 .. (1 - .5) / .25
+
+
+def test_colour_invariant_preset_hides_an_objects_colour() -> None:
+    """A red image stays red in most SimCLR views (hue jitter 0.1); the colour-invariant preset
+    must leave red the dominant channel in well under half of its views, so no method can
+    match two views by colour alone."""
+    red = torch.zeros(512, 3, 8, 8, dtype=torch.uint8)
+    red[:, 0], red[:, 1], red[:, 2] = 200, 40, 40
+
+    def still_red(preset: str) -> float:
+        aug = Augmenter(preset_views(preset), **IDENTITY_NORM)
+        mean = torch.cat(aug.views(red, 2, _gen())).mean(dim=(2, 3))  # (1024, 3)
+        return float((mean[:, 0] > mean[:, 1:].max(dim=1).values + 0.05).float().mean())
+
+    assert still_red("simclr") > 0.7
+    assert still_red("colour_invariant") < 0.4
 
 
 def test_presets_run_on_non_square_images() -> None:

@@ -35,7 +35,7 @@ class BarlowTwins(Method):
     Config = BarlowTwinsConfig
     summary = "Redundancy reduction: cross-correlation of the two views towards the identity."
     paper = "https://arxiv.org/abs/2103.03230"
-    default_preset = "byol"
+    default_preset = "colour_invariant"
 
     def __init__(self, backbone: nn.Module, cfg: BarlowTwinsConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

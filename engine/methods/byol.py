@@ -41,7 +41,7 @@ class BYOL(Method):
     Config = BYOLConfig
     summary = "Bootstrap: predict a moving-average target's projection of the other view."
     paper = "https://arxiv.org/abs/2006.07733"
-    default_preset = "byol"
+    default_preset = "colour_invariant"
 
     def __init__(self, backbone: nn.Module, cfg: BYOLConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

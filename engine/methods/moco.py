@@ -55,7 +55,7 @@ class MoCo(Method):
     Config = MoCoConfig
     summary = "Contrastive with a momentum key encoder and a queue of earlier keys as negatives."
     paper = "https://arxiv.org/abs/2003.04297"
-    default_preset = "mocov2"
+    default_preset = "colour_invariant"
 
     queue: torch.Tensor
     queue_ptr: torch.Tensor

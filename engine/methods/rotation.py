@@ -42,7 +42,11 @@ class RotationConfig:
         False, "Feed every image in all 4 rotations (the paper's choice, 4x the compute per "
         "image) instead of one random rotation per image. " + ROTATION_NOTE)
     head_hidden_dim: int = param(
-        0, "Hidden width of the rotation classifier (units); 0 = a linear head on h.", 0, 8192)
+        256, "Hidden width of the rotation classifier (units); 0 = a linear head on h. With a "
+        "linear head h itself becomes a rotation detector and loses what tells images apart "
+        "(RotNet finds the blocks nearest the head the most specific to the pretext task); an "
+        "MLP head keeps h general. On digits, 180 s: kNN 0.964 with 256, 0.861 with 0 "
+        "(untrained 0.883).", 0, 8192)
 
 
 @METHODS.register("rotation")

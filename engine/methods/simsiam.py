@@ -42,7 +42,7 @@ class SimSiam(Method):
     Config = SimSiamConfig
     summary = "Siamese views, predictor on one side, stop-gradient on the other; no negatives."
     paper = "https://arxiv.org/abs/2011.10566"
-    default_preset = "simclr"
+    default_preset = "colour_invariant"
 
     def __init__(self, backbone: nn.Module, cfg: SimSiamConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)
