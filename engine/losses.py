@@ -40,6 +40,7 @@ __all__ = [
     "negative_cosine",
     "pairwise_margin_contrastive",
     "supcon",
+    "triplet_batch_all",
     "triplet_batch_hard",
     "vicreg",
     "vicreg_terms",
@@ -560,6 +561,62 @@ def triplet_batch_hard(
     valid = positive.any(dim=1) & negative.any(dim=1)
     d_an = torch.where(valid, d_an, torch.zeros_like(d_an))  # no inf in the kept graph
     return _masked_mean(F.relu(d_ap - d_an + margin), valid)
+
+
+_CUBE_ENTRIES = 2**24  # largest (anchors, positives, negatives) block built at once
+
+
+def triplet_batch_all(
+    z: Tensor, labels: Tensor, margin: float = 0.2, squared: bool = False
+) -> Tensor:
+    """Triplet loss over every valid triplet in the batch, averaged over the active ones.
+
+    Hermans, Beyer & Leibe 2017, https://arxiv.org/abs/1703.07737 ("Batch All", averaged over
+    the non-zero terms): ``L = sum_{a,p,n} relu(d_ap - d_an + margin) / #{terms > 0}`` over
+    anchors a, positives p (same label, p != a) and negatives n (other label). Every triplet
+    contributes; from a fresh network it does not collapse the embedding to a point the way
+    batch-hard mining can (BENCHMARKS.md, "Methods on shapes").
+
+    Args:
+        z: (B, D) embeddings.
+        labels: (B,) integer labels; ``-1`` (unlabelled) samples take no part.
+        margin: m >= 0.
+        squared: use squared Euclidean distances instead of distances.
+
+    Returns:
+        Scalar; 0 with a graph when no triplet violates the margin (or none exists).
+
+    Numerical notes:
+        Only each anchor's positives enter the (a, p, n) cube, (B, K, B) with K the largest
+        number of positives of an anchor, built for a chunk of anchors at a time (at most
+        ``_CUBE_ENTRIES`` entries), so memory stays bounded for large batches. Finding K costs
+        one host sync.
+    """
+    if z.ndim != 2 or labels.shape != (z.shape[0],):
+        raise ValueError(
+            f"expects z (B, D) and labels (B,); got {tuple(z.shape)} and {tuple(labels.shape)}"
+        )
+    labels = labels.to(z.device)
+    b = z.shape[0]
+    dist = _pairwise_distances(z, squared=squared)  # (B, B)
+    labelled = labels != UNLABELLED
+    both = labelled[:, None] & labelled[None, :]
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(b, dtype=torch.bool, device=z.device)
+    positive = both & same & ~eye  # (B, B)
+    inf = torch.full_like(dist, float("inf"))
+    d_n = torch.where(both & ~same, dist, inf)  # (B, B): +inf where n is no negative
+    # Each anchor's positives first (K = the most any anchor has), -inf padding after them.
+    k = max(1, int(positive.sum(dim=1).max()))
+    d_p = torch.where(positive, dist, -inf).topk(k, dim=1).values  # (B, K)
+    total, active = z.new_zeros(()), z.new_zeros((), dtype=torch.long)
+    chunk = max(1, _CUBE_ENTRIES // max(1, k * b))
+    for a in torch.arange(b, device=z.device).split(chunk):
+        # d_ap - d_an + m; an invalid p or n gives -inf, so relu drops it (never inf - inf).
+        terms = (d_p[a, :, None] - d_n[a, None, :]).add_(margin).clamp_(min=0)  # (A, K, B)
+        total = total + terms.sum()
+        active = active + (terms > 0).sum()
+    return total / active.clamp_min(1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -171,6 +171,19 @@ def ref_triplet(z: Tensor, labels: list[int], m: float, squared: bool) -> float:
     return sum(terms) / len(terms) if terms else 0.0
 
 
+def ref_triplet_all(z: Tensor, labels: list[int], m: float, squared: bool) -> float:
+    terms = []
+    for a in range(len(z)):
+        for p in range(len(z)):
+            for n in range(len(z)):
+                if -1 in (labels[a], labels[n]) or p == a:
+                    continue
+                if labels[p] == labels[a] and labels[n] != labels[a]:
+                    terms.append(max(0.0, dist(z[a], z[p], squared) - dist(z[a], z[n], squared) + m))
+    active = [t for t in terms if t > 0]
+    return sum(active) / len(active) if active else 0.0
+
+
 # --------------------------------------------------------------------------------------------
 # Agreement with the references on random inputs
 # --------------------------------------------------------------------------------------------
@@ -256,6 +269,32 @@ def test_triplet_batch_hard_matches_reference(squared: bool) -> None:
     z = randn(9, 4, seed=5)
     got = L.triplet_batch_hard(z, torch.tensor(labels), margin=0.7, squared=squared)
     assert close(got, ref_triplet(z, labels, 0.7, squared))
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_triplet_batch_all_matches_reference(squared: bool) -> None:
+    labels = [0, 1, 0, -1, 2, 1, 1, 3, 0]
+    z = randn(9, 4, seed=5)
+    got = L.triplet_batch_all(z, torch.tensor(labels), margin=0.7, squared=squared)
+    assert close(got, ref_triplet_all(z, labels, 0.7, squared))
+
+
+def test_triplet_batch_all_known_numbers_and_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
+    z = torch.tensor([[0.0], [1.0], [3.0]])
+    labels = torch.tensor([0, 0, 1])
+    # (0, 1, 2): 1 - 3 + 2.5 = 0.5; (1, 0, 2): 1 - 2 + 2.5 = 1.5 -> mean of the active 1.0
+    assert close(L.triplet_batch_all(z, labels, margin=2.5), 1.0)
+    assert float(L.triplet_batch_all(z, labels, margin=0.5)) == 0.0  # none active
+    # Split into chunks of anchors, the loss is the whole cube's.
+    monkeypatch.setattr(L, "_CUBE_ENTRIES", 5000)
+    big = randn(300, 3, seed=6)
+    lab = torch.arange(300) % 7
+    d = torch.cdist(big, big)
+    gap = d[:, :, None] - d[:, None, :] + 0.5
+    same = lab[:, None] == lab[None, :]
+    valid = (same & ~torch.eye(300, dtype=torch.bool))[:, :, None] & ~same[:, None, :]
+    terms = torch.where(valid, gap.clamp_min(0), torch.zeros_like(gap))
+    assert close(L.triplet_batch_all(big, lab, margin=0.5), terms.sum() / (terms > 0).sum())
 
 
 def test_cross_entropy_matches_reference() -> None:

