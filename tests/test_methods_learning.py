@@ -30,9 +30,9 @@ SSL_BUDGET = 180.0  # seconds of wall time per run, evaluation included
 SEMI_BUDGET = 300.0
 MARGIN = 0.10
 #: Methods that do not yet reach MARGIN in the budget, with the gain they are held to instead
-#: so that a regression still fails. Measured (BENCHMARKS.md, "Methods on shapes (CPU)"): BYOL
-#: +0.088 in 180 s, masked image modelling +0.074; both still short of the 0.1 goal.
-BELOW_GOAL: dict[str, float] = {"byol": 0.05, "mim": 0.04}
+#: so that a regression still fails. Measured (BENCHMARKS.md, "Methods on shapes (CPU)"):
+#: masked image modelling +0.074 in 180 s, short of the 0.1 goal.
+BELOW_GOAL: dict[str, float] = {"mim": 0.04}
 
 #: The CPU recipe shared by the learning runs (BENCHMARKS.md, "Methods on shapes (CPU)"): the
 #: small CNN at width 16 and batches of 128, so a 2-core CPU takes as many steps as it can;
@@ -58,7 +58,10 @@ COMMON = {
 SSL_RUNS: dict[str, dict] = {
     "simclr": {},
     "moco": {},
-    "byol": {},
+    # No negatives: the BYOL paper finds it far less sensitive to batch size than SimCLR
+    # (section 5), and on a CPU half the batch buys twice the updates: +0.12 in 180 s at batch
+    # 64 against +0.09 at 128 (BENCHMARKS.md).
+    "byol": {"train.batch_size": 64},
     "simsiam": {},
     "barlow_twins": {},
     "vicreg": {},
