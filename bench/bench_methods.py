@@ -27,6 +27,7 @@ from engine.config import RunConfig  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from tests.test_methods_learning import (  # noqa: E402
     COMMON,
+    ROTATION_RUN,
     SEMI_BUDGET,
     SSL_BUDGET,
     SSL_RUNS,
@@ -39,7 +40,7 @@ from tests.test_methods_learning import (  # noqa: E402
 #: name -> (overrides, budget in seconds)
 RUNS: dict[str, tuple[dict, float]] = {
     **{name: ({"method.name": name, **o}, SSL_BUDGET) for name, o in SSL_RUNS.items()},
-    "rotation": ({"method.name": "rotation", "data.name": "digits"}, SSL_BUDGET),
+    "rotation": (ROTATION_RUN, SSL_BUDGET),
     **{name: ({"method.name": name, **o}, SUPERVISED_BUDGET)
        for name, o in SUPERVISED_RUNS.items()},
     "triplet": ({"method.name": "triplet"}, SUPERVISED_BUDGET),

@@ -516,6 +516,21 @@ def pairwise_margin_contrastive(z: Tensor, labels: Tensor, margin: float = 1.0) 
     return _masked_mean(per_pair, valid)
 
 
+def _triplet_pairs(z: Tensor, labels: Tensor, squared: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Distances (B, B) and the positive (same label, not itself) and negative (other label)
+    masks (B, B) of the triplet losses; unlabelled (``-1``) samples are in neither."""
+    if z.ndim != 2 or labels.shape != (z.shape[0],):
+        raise ValueError(
+            f"expects z (B, D) and labels (B,); got {tuple(z.shape)} and {tuple(labels.shape)}"
+        )
+    labels = labels.to(z.device)
+    labelled = labels != UNLABELLED
+    both = labelled[:, None] & labelled[None, :]
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
+    return _pairwise_distances(z, squared=squared), both & same & ~eye, both & ~same
+
+
 @_at_least_float32
 def triplet_batch_hard(
     z: Tensor, labels: Tensor, margin: float = 0.2, squared: bool = False
@@ -543,18 +558,7 @@ def triplet_batch_hard(
         Gram-matrix distances clamped at 0 (and at 1e-12 before the square root), so identical
         points give finite gradients.
     """
-    if z.ndim != 2 or labels.shape != (z.shape[0],):
-        raise ValueError(
-            f"expects z (B, D) and labels (B,); got {tuple(z.shape)} and {tuple(labels.shape)}"
-        )
-    labels = labels.to(z.device)
-    dist = _pairwise_distances(z, squared=squared)  # (B, B)
-    labelled = labels != UNLABELLED
-    both = labelled[:, None] & labelled[None, :]
-    same = labels[:, None] == labels[None, :]
-    eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
-    positive = both & same & ~eye
-    negative = both & ~same
+    dist, positive, negative = _triplet_pairs(z, labels, squared)
     # Distances are >= 0, so filling non-positives with 0 leaves the max over positives intact.
     d_ap = torch.where(positive, dist, torch.zeros_like(dist)).amax(dim=1)  # (B,)
     d_an = torch.where(negative, dist, torch.full_like(dist, float("inf"))).amin(dim=1)  # (B,)
@@ -566,6 +570,7 @@ def triplet_batch_hard(
 _CUBE_ENTRIES = 2**24  # largest (anchors, positives, negatives) block built at once
 
 
+@_at_least_float32
 def triplet_batch_all(
     z: Tensor, labels: Tensor, margin: float = 0.2, squared: bool = False
 ) -> Tensor:
@@ -592,20 +597,10 @@ def triplet_batch_all(
         ``_CUBE_ENTRIES`` entries), so memory stays bounded for large batches. Finding K costs
         one host sync.
     """
-    if z.ndim != 2 or labels.shape != (z.shape[0],):
-        raise ValueError(
-            f"expects z (B, D) and labels (B,); got {tuple(z.shape)} and {tuple(labels.shape)}"
-        )
-    labels = labels.to(z.device)
     b = z.shape[0]
-    dist = _pairwise_distances(z, squared=squared)  # (B, B)
-    labelled = labels != UNLABELLED
-    both = labelled[:, None] & labelled[None, :]
-    same = labels[:, None] == labels[None, :]
-    eye = torch.eye(b, dtype=torch.bool, device=z.device)
-    positive = both & same & ~eye  # (B, B)
+    dist, positive, negative = _triplet_pairs(z, labels, squared)
     inf = torch.full_like(dist, float("inf"))
-    d_n = torch.where(both & ~same, dist, inf)  # (B, B): +inf where n is no negative
+    d_n = torch.where(negative, dist, inf)  # (B, B): +inf where n is no negative
     # Each anchor's positives first (K = the most any anchor has), -inf padding after them.
     k = max(1, int(positive.sum(dim=1).max()))
     d_p = torch.where(positive, dist, -inf).topk(k, dim=1).values  # (B, K)

@@ -179,7 +179,8 @@ def ref_triplet_all(z: Tensor, labels: list[int], m: float, squared: bool) -> fl
                 if -1 in (labels[a], labels[n]) or p == a:
                     continue
                 if labels[p] == labels[a] and labels[n] != labels[a]:
-                    terms.append(max(0.0, dist(z[a], z[p], squared) - dist(z[a], z[n], squared) + m))
+                    gap = dist(z[a], z[p], squared) - dist(z[a], z[n], squared)
+                    terms.append(max(0.0, gap + m))
     active = [t for t in terms if t > 0]
     return sum(active) / len(active) if active else 0.0
 

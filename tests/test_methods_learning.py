@@ -150,11 +150,12 @@ def test_triplet_batch_all_learns_where_batch_hard_collapses(tmp_path: Path) -> 
 #: a gain of MARGIN would need 0.983: held to 0.05 instead (measured +0.081 with the MLP head;
 #: a linear head makes h a rotation detector and kNN falls, -0.022).
 ROTATION_MARGIN = 0.05
+ROTATION_RUN = {"method.name": "rotation", "data.name": "digits"}
 
 
 @pytest.mark.slow
 def test_rotation_prediction_learns_digits(tmp_path: Path) -> None:
-    overrides = {"method.name": "rotation", "data.name": "digits", "train.max_seconds": SSL_BUDGET}
+    overrides = {**ROTATION_RUN, "train.max_seconds": SSL_BUDGET}
     _, untrained, done = train(tmp_path, overrides)
     assert done["knn_top1"] - untrained["knn_top1"] >= ROTATION_MARGIN, (untrained, done)
 

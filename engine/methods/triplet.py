@@ -2,9 +2,9 @@
 Batch-all mining (every valid triplet in the batch) by default, or batch-hard (for every
 anchor, the farthest positive and the nearest negative).
 
-Schroff et al. 2015 (FaceNet), https://arxiv.org/abs/1503.03832; batch-all and batch-hard mining from
-Hermans, Beyer & Leibe 2017, "In Defense of the Triplet Loss for Person Re-Identification",
-https://arxiv.org/abs/1703.07737.
+Schroff et al. 2015 (FaceNet), https://arxiv.org/abs/1503.03832; batch-all and batch-hard
+mining from Hermans, Beyer & Leibe 2017, "In Defense of the Triplet Loss for Person
+Re-Identification", https://arxiv.org/abs/1703.07737.
 
 Both views of every image are anchors (2B embeddings on the unit sphere). Positives share the
 anchor's class; an unlabelled image's only positive is its own other view.
