@@ -7,12 +7,15 @@
   the fraction of the GPU's dense bf16 peak they reach.
 - ``time_to_knn`` (``--time-to-knn``): SimCLR, ResNet-18 CIFAR stem, batch 512, on CIFAR-10
   read by the folder loader from ``cifar10-jpg.tar.gz``, kNN (k 200, T 0.1, all 50,000 train
-  images as the bank, all 10,000 test images) every 5 epochs: the wall time at which kNN top-1
-  first reaches 0.848, lightly's published SimCLR figure (200 epochs, 87 min on one RTX A6000).
+  images as the bank, all 10,000 test images) every ``--eval-every`` epochs: the wall time at
+  which kNN top-1 first reaches 0.848, lightly's published SimCLR figure (200 epochs, 87 min on
+  one RTX A6000). ``--minutes`` caps the run's wall time; the cosine schedule then follows the
+  time (``train.max_seconds``), so the run ends annealed: the best kNN reachable in that time.
 
     python bench/bench_gpu.py                                   # throughput, every method
     python bench/bench_gpu.py --methods simclr byol --steps 30
     python bench/bench_gpu.py --time-to-knn --cifar10 .devdata/cifar10-jpg.tar.gz --epochs 200
+    python bench/bench_gpu.py --device cpu --methods simclr --steps 2 --batch 16   # check only
 
 One JSON line per method / run.
 """
@@ -35,6 +38,7 @@ import engine  # noqa: E402, F401  (first: sets OpenMP's wait policy before torc
 import torch  # noqa: E402
 
 from engine.bench import interleave, step_timer  # noqa: E402
+from engine.cli import parse_value  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.methods import METHODS  # noqa: E402
@@ -60,6 +64,10 @@ def emit(**row: object) -> None:
     print(json.dumps(row), flush=True)
 
 
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name() if device == "cuda" else "cpu"
+
+
 def bf16_peak(name: str, override: float) -> float | None:
     if override:
         return override
@@ -83,8 +91,11 @@ def throughput(args: argparse.Namespace) -> None:
     data = {"data.train_size": 50_000, "data.test_size": 1000}
     if args.cifar10:
         data = {"data.name": "folder", "data.root": args.cifar10, "data.image_size": 32}
+    t0 = time.perf_counter()
     dataset = load_dataset(RunConfig().with_overrides(data).data)
-    name = torch.cuda.get_device_name()
+    emit(bench="gpu_data", name=dataset.name, train=len(dataset.train),
+         load_s=round(time.perf_counter() - t0, 1))
+    name = device_name(args.device)
     peak = bf16_peak(name, args.peak_tflops)
     for method in args.methods or METHODS.names():
         cfg = RunConfig().with_overrides({
@@ -94,26 +105,38 @@ def throughput(args: argparse.Namespace) -> None:
             "model.backbone": "vit_tiny" if method == "mim" else "resnet18_cifar",
             "train.batch_size": args.batch,
             "train.compile": args.compile,
+            "train.device": args.device,
         })
-        trainer = Trainer(cfg, dataset)
-        flops = step_flops(trainer)
-        timers = {"full": step_timer(trainer), "model_only": step_timer(trainer, True)}
-        samples = interleave(timers, args.rounds, max(1, args.steps // args.rounds), warmup=5)
-        seconds = {k: statistics.median(v) for k, v in samples.items()}
-        tflops = flops / seconds["full"] / 1e12
-        emit(
-            bench="gpu_throughput", device=name, method=method, backbone=cfg.model.backbone,
-            batch=trainer.batch_size, precision=str(trainer.amp_dtype).replace("torch.", ""),
-            compile=args.compile, resident=trainer.resident,
-            images_per_s=round(trainer.batch_size / seconds["full"], 1),
-            model_only_images_per_s=round(trainer.batch_size / seconds["model_only"], 1),
-            fraction_of_model_only=round(seconds["model_only"] / seconds["full"], 3),
-            gflops_per_step=round(flops / 1e9, 1), achieved_tflops=round(tflops, 1),
-            fraction_of_bf16_peak=round(tflops / peak, 4) if peak else None,
-            bf16_peak_tflops=peak,
-        )
-        del trainer
-        torch.cuda.empty_cache()
+        try:
+            throughput_row(args, cfg, dataset, name, peak)
+        except Exception as exc:  # one method's failure must not hide the others' figures
+            emit(bench="gpu_throughput", method=method, error=f"{type(exc).__name__}: {exc}")
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def throughput_row(
+    args: argparse.Namespace, cfg: RunConfig, dataset: object, name: str, peak: float | None
+) -> None:
+    """Time one method's full and model-only steps and emit its row."""
+    method = cfg.method.name
+    trainer = Trainer(cfg, dataset)
+    flops = step_flops(trainer)
+    timers = {"full": step_timer(trainer), "model_only": step_timer(trainer, True)}
+    samples = interleave(timers, args.rounds, max(1, args.steps // args.rounds), warmup=5)
+    seconds = {k: statistics.median(v) for k, v in samples.items()}
+    tflops = flops / seconds["full"] / 1e12
+    emit(
+        bench="gpu_throughput", device=name, method=method, backbone=cfg.model.backbone,
+        batch=trainer.batch_size, precision=str(trainer.amp_dtype).replace("torch.", ""),
+        compile=args.compile, resident=trainer.resident,
+        images_per_s=round(trainer.batch_size / seconds["full"], 1),
+        model_only_images_per_s=round(trainer.batch_size / seconds["model_only"], 1),
+        fraction_of_model_only=round(seconds["model_only"] / seconds["full"], 3),
+        gflops_per_step=round(flops / 1e9, 1), achieved_tflops=round(tflops, 1),
+        fraction_of_bf16_peak=round(tflops / peak, 4) if peak else None,
+        bf16_peak_tflops=peak,
+    )
 
 
 def time_to_knn(args: argparse.Namespace) -> None:
@@ -124,32 +147,43 @@ def time_to_knn(args: argparse.Namespace) -> None:
     cfg = RunConfig().with_overrides({
         "data.name": "folder", "data.root": args.cifar10, "data.image_size": 32,
         "method.name": "simclr", "model.backbone": "resnet18_cifar",
-        "train.batch_size": 512, "train.epochs": args.epochs, "train.compile": args.compile,
+        # SimCLR's CIFAR-10 recipe: crops down to 8 % of the image; NT-Xent at T 0.5 (lightly)
+        "augment.preset": "simclr_cifar", "method.temperature": 0.5,
+        "train.batch_size": args.batch, "train.epochs": args.epochs,
+        "train.compile": args.compile, "train.device": args.device,
+        "train.max_seconds": args.minutes * 60,
         # lightly's CIFAR-10 benchmark recipe: SGD 0.06 per 128 images, momentum 0.9, wd 5e-4
         "train.optimizer": "sgd", "train.lr": 0.12, "train.momentum": 0.9,
         "train.weight_decay": 5e-4,
         "eval.knn_k": 200, "eval.knn_temperature": 0.1, "eval.knn_train_size": 0,
-        "eval.knn_test_size": 0, "eval.every_epochs": 5, "eval.diagnostics_every_steps": 0,
+        "eval.knn_test_size": 0, "eval.every_epochs": args.eval_every,
+        "eval.diagnostics_every_steps": 0, "eval.linear_probe": False,
         "train.checkpoint_every_seconds": 0,
+        **{k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)},
     })
     t0 = time.perf_counter()
     reached: dict[str, float] = {}
     best = {"knn_top1": 0.0}
 
     def on_event(ev: dict) -> None:
+        if "epoch" in ev:
+            best["epoch"] = ev["epoch"]
         if ev["type"] == "eval" and "knn_top1" in ev:
             if ev["knn_top1"] > best["knn_top1"]:
                 best.update(knn_top1=ev["knn_top1"], step=ev["step"])
             if ev["knn_top1"] >= args.target and not reached:
                 reached.update(seconds=time.perf_counter() - t0, step=ev["step"])
-            emit(bench="gpu_time_to_knn_eval", step=ev["step"], knn_top1=ev["knn_top1"],
+            emit(bench="gpu_time_to_knn_eval", step=ev["step"],
+                 epoch=round(best.get("epoch", 0), 2), knn_top1=ev["knn_top1"],
                  elapsed_s=round(time.perf_counter() - t0, 1))
 
     with tempfile.TemporaryDirectory() as runs:
         _, last = run_foreground(cfg, RunStore(Path(runs)), on_event=on_event)
     emit(
-        bench="gpu_time_to_knn", device=torch.cuda.get_device_name(), epochs=args.epochs,
+        bench="gpu_time_to_knn", device=device_name(args.device), epochs=args.epochs,
+        minutes_cap=args.minutes or None, epochs_done=round(best.get("epoch", 0), 2),
         target=args.target, status=last.get("status", last.get("error")),
+        reason=last.get("reason"),
         minutes_to_target=round(reached["seconds"] / 60, 2) if reached else None,
         best_knn_top1=best["knn_top1"], final_knn_top1=last.get("knn_top1"),
         minutes_total=round((time.perf_counter() - t0) / 60, 2),
@@ -171,8 +205,15 @@ def main() -> None:
     ap.add_argument("--cifar10", default="", help="cifar10-jpg.tar.gz (folder loader)")
     ap.add_argument("--epochs", type=float, default=200)
     ap.add_argument("--target", type=float, default=LIGHTLY_KNN)
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="wall-time cap of the CIFAR-10 run; the schedule follows it (0 = none)")
+    ap.add_argument("--eval-every", type=float, default=10, help="epochs between kNN evaluations")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override of the CIFAR-10 run, as for python -m engine train")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                    help="cpu: only to check this script where there is no GPU")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         emit(bench="gpu", skipped="no CUDA GPU on this machine: GPU figures not measured")
         return
     if args.time_to_knn:
