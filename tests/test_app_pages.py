@@ -91,6 +91,16 @@ def test_rotation_on_shapes_says_why_it_means_little(runs_dir):
     assert not any("natural orientation" in w.value for w in at.sidebar.warning)
 
 
+def test_natural_images_get_a_hint_about_crop_sizes(runs_dir):
+    at = app().run()
+    assert not any("simclr_cifar" in c.value for c in at.sidebar.caption)  # shapes: sized for it
+    at.sidebar.selectbox(key="data_name").set_value("folder").run()
+    no_exception(at)
+    assert any("try simclr_cifar" in c.value for c in at.sidebar.caption)
+    at.sidebar.selectbox(key="aug_preset_simclr").set_value("simclr_cifar").run()
+    assert not any("try simclr_cifar" in c.value for c in at.sidebar.caption)
+
+
 def _default_preset(method: str) -> str:
     from engine.methods import METHODS, describe_method
 

@@ -326,6 +326,19 @@ def test_moco_shuffle_bn_keys_match_unshuffled_order() -> None:
     assert torch.allclose(k, ref, atol=1e-5)
 
 
+def test_moco_query_statistics_come_from_its_own_slice() -> None:
+    """Shuffle-BN: in training mode a query is normalised by its slice of the batch only."""
+    method = make("moco", bn_groups=4)
+    method.train()
+    x = batch_for(method).plain()  # (16, ...): slices of 4 images
+    q = method._query(x)
+    x2 = x.clone()
+    x2[-1] = -x2[-1]  # an image of the last slice changes
+    q2 = method._query(x2)
+    assert torch.allclose(q[:12], q2[:12], atol=1e-6)  # the first three slices do not notice
+    assert not torch.allclose(q[12:15], q2[12:15], atol=1e-3)  # the last slice's others do
+
+
 # ---- pieces -------------------------------------------------------------------------------
 
 

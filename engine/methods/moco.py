@@ -8,13 +8,13 @@ https://arxiv.org/abs/2003.04297.
 Shuffle-BN on one device: MoCo runs each GPU's batch-norm on its own slice of the batch and
 shuffles the keys across GPUs, so a query and its key never share batch statistics (otherwise
 the network can find its positive through them and the loss drops without learning). Here the
-batch is cut into ``bn_groups`` slices that stand for GPUs: queries run slice by slice in
-order, keys run slice by slice after a random permutation, and are put back in order after.
+batch is cut into ``bn_groups`` slices that stand for GPUs, by batch norms that normalise each
+slice by its own statistics in one pass (``engine.models.split_batchnorm``): queries in order,
+keys after a random permutation, put back in order after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +25,7 @@ from engine.losses import moco_logits
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.methods.ema import ema_update, frozen_copy
 from engine.models.heads import mlp
+from engine.models.split_batchnorm import SplitBatchNorm
 
 
 @dataclass
@@ -64,6 +65,8 @@ class MoCo(Method):
     def __init__(self, backbone: nn.Module, cfg: MoCoConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)
         self.projector = mlp(backbone.out_dim, cfg.proj_hidden_dim, cfg.proj_dim)
+        SplitBatchNorm.convert(self.backbone, cfg.bn_groups)
+        SplitBatchNorm.convert(self.projector, cfg.bn_groups)
         self.key_backbone = frozen_copy(backbone)
         self.key_projector = frozen_copy(self.projector)
         # Stored normalised, one key per row; random unit vectors until real keys arrive.
@@ -71,20 +74,13 @@ class MoCo(Method):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
 
-    def _grouped(
-        self, net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
-    ) -> torch.Tensor:
-        """``net`` applied slice by slice, so batch-norm sees one slice at a time."""
-        groups = min(self.cfg.bn_groups, max(1, x.shape[0] // 2))  # BN needs >= 2 per slice
-        return torch.cat([net(chunk) for chunk in x.chunk(groups)])
-
     def _query(self, x: torch.Tensor) -> torch.Tensor:
-        return self._grouped(lambda c: self.projector(self.backbone(c)), x)  # (B, d)
+        return self.projector(self.backbone(x))  # (B, d); batch norm per slice of x
 
     @torch.no_grad()
     def _key(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         perm = torch.randperm(x.shape[0], device=x.device, generator=generator)
-        k = self._grouped(lambda c: self.key_projector(self.key_backbone(c)), x[perm])
+        k = self.key_projector(self.key_backbone(x[perm]))  # slices of shuffled images
         k = torch.empty_like(k).index_copy_(0, perm, k)  # un-shuffle: row i is image i again
         return F.normalize(k, dim=1)  # (B, d)
 

@@ -254,13 +254,15 @@ class Trainer:
         return {"type": "diagnostics", "step": step, **diag, "alarm": alarm.__dict__}
 
     # -- the loop -----------------------------------------------------------------------------
-    def _batch_index(self) -> Iterator[torch.Tensor]:
-        """Indices of each step's batch: an epoch is a permutation; semi-supervised methods
-        get a fixed fraction of every batch from the labelled images."""
+    def _epoch_index(self) -> Iterator[torch.Tensor]:
+        """The batch indices of each epoch, ``(steps_per_epoch, B)`` on the host: an epoch is a
+        permutation; semi-supervised methods get a fixed fraction of every batch from the
+        labelled images."""
         frac = self.method.labelled_fraction()
         n, b = len(self.dataset.train), self.batch_size
         while True:
             perm = torch.randperm(n, generator=self.cpu_generator)
+            rows = []
             for s in range(self.steps_per_epoch):
                 idx = perm[s * b : (s + 1) * b]
                 if frac and len(self.labelled_index):
@@ -269,14 +271,26 @@ class Trainer:
                         len(self.labelled_index), (n_lab,), generator=self.cpu_generator
                     )
                     idx = torch.cat([self.labelled_index[pick], idx[: b - n_lab]])
-                yield idx
+                rows.append(idx)
+            yield torch.stack(rows)
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(idx, images[idx] on the device)`` for every step: indexed on the device when the
-        split is resident there, else streamed from host memory one batch ahead."""
+        """``(idx, images[idx])`` for every step, the images on the device: indexed there (by
+        indices on the device) when the split is resident, else streamed from host memory one
+        batch ahead (indices on the host).
+
+        A resident run copies one epoch's indices to the device at a time: a blocking
+        host-to-device copy waits for all queued GPU work, so one per step would stop the host
+        from queueing the next step's kernels while the GPU runs this one.
+        """
         if self.gather is None:
-            return ((idx, self.images[idx.to(self.device)]) for idx in self._batch_index())
-        return stream_batches(self.gather, self._batch_index())
+            return self._resident_batches()
+        return stream_batches(self.gather, (idx for block in self._epoch_index() for idx in block))
+
+    def _resident_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for block in self._epoch_index():
+            for idx in block.to(self.device):  # (B,) on the device
+                yield idx, self.images[idx]
 
     def events(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
         """Train, yielding events; ends with a ``finished`` event (status finished/stopped)."""
