@@ -91,6 +91,15 @@ def test_rotation_on_shapes_says_why_it_means_little(runs_dir):
     assert not any("natural orientation" in w.value for w in at.sidebar.warning)
 
 
+def test_masked_image_modelling_switches_to_a_vit(runs_dir):
+    at = app().run()
+    at.sidebar.selectbox(key="method_name").set_value("mim").run()
+    no_exception(at)
+    assert at.sidebar.selectbox(key="backbone_vit_tiny").value == "vit_tiny"
+    at.sidebar.selectbox(key="method_name").set_value("simclr").run()
+    assert at.sidebar.selectbox(key="backbone").value == "small_cnn"
+
+
 def test_natural_images_get_a_hint_about_crop_sizes(runs_dir):
     at = app().run()
     assert not any("simclr_cifar" in c.value for c in at.sidebar.caption)  # shapes: sized for it

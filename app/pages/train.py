@@ -106,6 +106,14 @@ def eval_setup() -> EvalConfig:
                       snapshot_size=int(queries), every_seconds=float(every))
 
 
+def backbone_setup(default: str) -> str:
+    """The backbone picker; a method that needs another backbone (MIM: a ViT) switches it."""
+    backbones = BACKBONES.names()
+    return st.selectbox("Backbone", backbones, index=_index(backbones, default),
+                        key="backbone" if default == "small_cnn" else f"backbone_{default}",
+                        help="small_cnn is fast on a CPU.")
+
+
 def augment_preset(default: str, data_name: str) -> str:
     presets = list_presets()
     preset = st.selectbox("Augmentation preset", presets, index=_index(presets, default),
@@ -230,10 +238,8 @@ def main() -> None:
     with st.sidebar:
         st.header("New run")
         data_cfg = data_setup()
-        backbones = BACKBONES.names()
-        backbone = st.selectbox("Backbone", backbones, index=_index(backbones, "small_cnn"),
-                                key="backbone", help="small_cnn is fast on a CPU.")
         method, params, desc = method_setup(data_cfg.name)
+        backbone = backbone_setup(desc["default_backbone"] or "small_cnn")
         preset = augment_preset(desc["default_preset"], data_cfg.name)
         train_cfg = budget_setup()
         eval_cfg = eval_setup()

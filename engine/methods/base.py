@@ -83,6 +83,8 @@ class Method(nn.Module):
     semi_supervised: ClassVar[bool] = False
     #: the augmentation preset this method is designed for
     default_preset: ClassVar[str] = "simclr"
+    #: the backbone the UI picks with this method ("" = the UI's own default)
+    default_backbone: ClassVar[str] = ""
     #: data set name -> why the method means little there (shown when both are picked)
     data_caveats: ClassVar[dict[str, str]] = {}
 
@@ -184,6 +186,7 @@ def describe_method(cls: type[Method]) -> dict:
         "needs_labels": cls.needs_labels,
         "semi_supervised": cls.semi_supervised,
         "default_preset": cls.default_preset,
+        "default_backbone": cls.default_backbone,
         "data_caveats": dict(cls.data_caveats),
         "options": options,
     }

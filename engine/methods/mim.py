@@ -65,6 +65,7 @@ class MaskedImageModelling(Method):
     summary = "Generative: reconstruct hidden image patches with a small ViT (MAE / SimMIM)."
     paper = "https://arxiv.org/abs/2111.06377"
     default_preset = "crop_flip"
+    default_backbone = "vit_tiny"
 
     def __init__(self, backbone: nn.Module, cfg: MIMConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)
