@@ -31,7 +31,7 @@ SEMI_BUDGET = 300.0
 MARGIN = 0.10
 #: Methods that do not yet reach MARGIN in the budget, with the gain they are held to instead
 #: so that a regression still fails. Measured (BENCHMARKS.md, "Methods on shapes (CPU)"):
-#: masked image modelling +0.074 in 180 s, short of the 0.1 goal.
+#: masked image modelling +0.08 in 180 s (with a 1-epoch warm-up), short of the 0.1 goal.
 BELOW_GOAL: dict[str, float] = {"mim": 0.04}
 
 #: The CPU recipe shared by the learning runs (BENCHMARKS.md, "Methods on shapes (CPU)"): the
@@ -66,7 +66,9 @@ SSL_RUNS: dict[str, dict] = {
     "barlow_twins": {},
     "vicreg": {},
     "margin": {"method.use_labels": False},
-    "mim": {"model.backbone": "vit_tiny", "model.width": 0},
+    # A ViT wants a longer warm-up: +0.079 to +0.082 in three runs with 1 epoch, +0.061 with
+    # the common 0.1 (BENCHMARKS.md)
+    "mim": {"model.backbone": "vit_tiny", "model.width": 0, "train.warmup_epochs": 1},
 }
 
 
