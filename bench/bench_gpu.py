@@ -38,7 +38,7 @@ import engine  # noqa: E402, F401  (first: sets OpenMP's wait policy before torc
 import torch  # noqa: E402
 
 from engine.bench import interleave, step_timer  # noqa: E402
-from engine.cli import parse_value  # noqa: E402
+from engine.cli import parse_sets  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.methods import METHODS  # noqa: E402
@@ -159,29 +159,29 @@ def time_to_knn(args: argparse.Namespace) -> None:
         "eval.knn_test_size": 0, "eval.every_epochs": args.eval_every,
         "eval.diagnostics_every_steps": 0, "eval.linear_probe": False,
         "train.checkpoint_every_seconds": 0,
-        **{k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)},
+        **parse_sets(args.set),
     })
     t0 = time.perf_counter()
     reached: dict[str, float] = {}
     best = {"knn_top1": 0.0}
+    epoch = {"now": 0.0}  # the latest step's epoch
 
     def on_event(ev: dict) -> None:
-        if "epoch" in ev:
-            best["epoch"] = ev["epoch"]
+        epoch["now"] = ev.get("epoch", epoch["now"])
         if ev["type"] == "eval" and "knn_top1" in ev:
             if ev["knn_top1"] > best["knn_top1"]:
                 best.update(knn_top1=ev["knn_top1"], step=ev["step"])
             if ev["knn_top1"] >= args.target and not reached:
                 reached.update(seconds=time.perf_counter() - t0, step=ev["step"])
             emit(bench="gpu_time_to_knn_eval", step=ev["step"],
-                 epoch=round(best.get("epoch", 0), 2), knn_top1=ev["knn_top1"],
+                 epoch=round(epoch["now"], 2), knn_top1=ev["knn_top1"],
                  elapsed_s=round(time.perf_counter() - t0, 1))
 
     with tempfile.TemporaryDirectory() as runs:
         _, last = run_foreground(cfg, RunStore(Path(runs)), on_event=on_event)
     emit(
         bench="gpu_time_to_knn", device=device_name(args.device), epochs=args.epochs,
-        minutes_cap=args.minutes or None, epochs_done=round(best.get("epoch", 0), 2),
+        minutes_cap=args.minutes or None, epochs_done=round(epoch["now"], 2),
         target=args.target, status=last.get("status", last.get("error")),
         reason=last.get("reason"),
         minutes_to_target=round(reached["seconds"] / 60, 2) if reached else None,

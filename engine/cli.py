@@ -40,13 +40,19 @@ def load_config(path: str | None, sets: list[str]) -> RunConfig:
         else:
             data = json.loads(text)
         cfg = RunConfig.from_dict(data)
+    overrides = parse_sets(sets)
+    return cfg.with_overrides(overrides) if overrides else cfg
+
+
+def parse_sets(sets: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as overrides for ``RunConfig.with_overrides``."""
     overrides = {}
     for item in sets:
         if "=" not in item:
             raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         overrides[key.strip()] = parse_value(value.strip())
-    return cfg.with_overrides(overrides) if overrides else cfg
+    return overrides
 
 
 def _names(kind: str) -> list[str]:
