@@ -34,6 +34,7 @@ from tests.test_methods_learning import (  # noqa: E402
     SUPERVISED_BUDGET,
     SUPERVISED_RUNS,
     classifier_accuracy,
+    recipe,
     train,
 )
 
@@ -48,7 +49,7 @@ RUNS: dict[str, tuple[dict, float]] = {
 
 
 def command(overrides: dict) -> str:
-    sets = " ".join(f"--set {k}={v}" for k, v in {**COMMON, **overrides}.items())
+    sets = " ".join(f"--set {k}={v}" for k, v in recipe(overrides).items())
     return f"python -m engine train {sets}"
 
 

@@ -100,6 +100,18 @@ def test_masked_image_modelling_switches_to_a_vit(runs_dir):
     assert at.sidebar.selectbox(key="backbone").value == "small_cnn"
 
 
+def test_a_method_brings_its_own_train_defaults(runs_dir):
+    at = app().run()
+    assert at.sidebar.number_input(key="train_warmup_epochs_0.5").value == 0.5
+    at.sidebar.selectbox(key="method_name").set_value("byol").run()
+    no_exception(at)
+    assert at.sidebar.select_slider(key="train_batch_size_64").value == 64
+    assert any("batch size 64" in c.value for c in at.sidebar.caption)
+    at.sidebar.selectbox(key="method_name").set_value("mim").run()
+    assert at.sidebar.number_input(key="train_warmup_epochs_1.0").value == 1.0
+    assert at.sidebar.select_slider(key="train_batch_size_128").value == 128
+
+
 def test_natural_images_get_a_hint_about_crop_sizes(runs_dir):
     at = app().run()
     assert not any("simclr_cifar" in c.value for c in at.sidebar.caption)  # shapes: sized for it
@@ -146,7 +158,8 @@ def test_a_run_started_from_the_train_page_reaches_the_registry(runs_dir):
     sb.selectbox(key="data_name").set_value("shapes")
     sb.select_slider(key="data_size").set_value(16)
     sb.number_input(key="data_train_size").set_value(512)
-    sb.select_slider(key="train_batch").set_value(64)
+    sb.select_slider(key="train_batch_size_128").set_value(64)
+    sb.number_input(key="train_lr_0.002").set_value(0.004)
     sb.slider(key="train_seconds").set_value(10)
     sb.text_input(key="run_name").set_value("from the test")
     at.run()
@@ -159,6 +172,7 @@ def test_a_run_started_from_the_train_page_reaches_the_registry(runs_dir):
     assert at.query_params["run"] == [run_id] or at.query_params["run"] == run_id
     assert runs[0].config().name == "from the test"
     assert runs[0].config().data.train_size == 512
+    assert runs[0].config().train.batch_size == 64 and runs[0].config().train.lr == 0.004
     runner = reg.live(run_id)
     assert runner is not None
     # the live panel shows the run's steps once they arrive

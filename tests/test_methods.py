@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from engine.config import AugmentConfig
+from engine.config import AugmentConfig, RunConfig, validate
 from engine.methods import METHODS, Batch, build_method, build_method_config, describe_method
 from engine.methods.ema import cosine_momentum, ema_update, frozen_copy
 from engine.methods.rotation import transform
@@ -95,6 +95,9 @@ def test_describe_method_and_every_option_has_help(name: str) -> None:
             assert opt["low"] is None or v >= opt["low"]
             assert opt["high"] is None or v <= opt["high"]
     build_method_config(cls, {})
+    # its train defaults name real TrainConfig fields and make a valid run
+    train = {f"train.{key}": value for key, value in d["train_defaults"].items()}
+    validate(RunConfig().with_overrides({"method.name": name, **train}))
 
 
 def test_config_rejects_out_of_range_and_unknown() -> None:

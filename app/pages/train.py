@@ -33,6 +33,9 @@ EVAL_QUERIES = [250, 500, 1000, 2000]
 #: Data sets of a few small objects on a plain background, for which the presets' crops are
 #: sized (no smaller than half the image)
 SMALL_OBJECT_DATASETS = ("shapes", "digits")
+#: TrainConfig field -> its words in the form
+TRAIN_LABELS = {"batch_size": "batch size", "lr": "learning rate",
+                "warmup_epochs": "warm-up (epochs)", "weight_decay": "weight decay"}
 
 
 def _index(options: list, value: object) -> int:
@@ -73,18 +76,46 @@ def method_setup(data_name: str) -> tuple[str, dict, dict]:
     return name, params, desc
 
 
-def budget_setup() -> TrainConfig:
-    batch = st.select_slider("Batch size", BATCH_SIZES, value=DEFAULT_BATCH, key="train_batch",
+def budget_setup(method_defaults: dict[str, float]) -> TrainConfig:
+    """Batch, budget and optimiser; a method's own train defaults (BYOL: batch 64, MIM: a
+    1-epoch warm-up) replace the form's when it is picked."""
+    engine = TrainConfig()
+    own = {"batch_size": DEFAULT_BATCH, "lr": engine.lr, "warmup_epochs": engine.warmup_epochs,
+           "weight_decay": engine.weight_decay, **method_defaults}
+
+    def key(name: str) -> str:  # a new widget (so a new default) when the method's differs
+        return f"train_{name}_{own[name]}"
+
+    batch = st.select_slider("Batch size", BATCH_SIZES, value=int(own["batch_size"]),
+                             key=key("batch_size"),
                              help="Images per step (each seen in two or more views).")
     mode = st.radio("Budget", ["time", "epochs"], horizontal=True, key="train_mode",
                     format_func=lambda m: {"time": "Time budget", "epochs": "Epochs"}[m])
     if mode == "time":
         seconds = st.slider("Seconds", 10, 1800, DEFAULT_SECONDS, 10, key="train_seconds",
                             help="Training stops after this wall time (a normal finish).")
-        return TrainConfig(batch_size=int(batch), epochs=10_000, max_seconds=float(seconds))
-    epochs = st.number_input("Epochs", 0.0, 10_000.0, 10.0, 1.0, key="train_epochs",
-                             help="Passes over the train split; 0 evaluates the untrained net.")
-    return TrainConfig(batch_size=int(batch), epochs=float(epochs), max_seconds=0)
+        epochs, max_seconds = 10_000.0, float(seconds)
+    else:
+        epochs = st.number_input("Epochs", 0.0, 10_000.0, 10.0, 1.0, key="train_epochs",
+                                 help="Passes over the train split; 0 evaluates the untrained "
+                                 "net.")
+        max_seconds = 0.0
+    with st.expander("Optimiser (AdamW)"):
+        if method_defaults:
+            st.caption("This method's own defaults: " + ", ".join(
+                f"{TRAIN_LABELS.get(name, name)} {value:g}"
+                for name, value in method_defaults.items()))
+        lr = st.number_input("Learning rate per 256 images", 1e-6, 10.0, float(own["lr"]),
+                             1e-4, format="%.5f", key=key("lr"),
+                             help="Scaled linearly with the batch size.")
+        warmup = st.number_input("Warm-up (epochs)", 0.0, 1000.0, float(own["warmup_epochs"]),
+                                 0.1, key=key("warmup_epochs"),
+                                 help="Linear warm-up of the learning rate, then cosine decay "
+                                 "to 0 at the end of the budget.")
+        decay = st.number_input("Weight decay", 0.0, 1.0, float(own["weight_decay"]),
+                                1e-5, format="%.5f", key=key("weight_decay"))
+    return TrainConfig(batch_size=int(batch), epochs=float(epochs), max_seconds=max_seconds,
+                       lr=float(lr), warmup_epochs=float(warmup), weight_decay=float(decay))
 
 
 def eval_setup() -> EvalConfig:
@@ -241,7 +272,7 @@ def main() -> None:
         method, params, desc = method_setup(data_cfg.name)
         backbone = backbone_setup(desc["default_backbone"] or "small_cnn")
         preset = augment_preset(desc["default_preset"], data_cfg.name)
-        train_cfg = budget_setup()
+        train_cfg = budget_setup(desc["train_defaults"])
         eval_cfg = eval_setup()
         name = st.text_input("Run name (optional)", key="run_name")
         go = st.button("Train", icon=":material/rocket_launch:", type="primary", width="stretch",

@@ -85,6 +85,9 @@ class Method(nn.Module):
     default_preset: ClassVar[str] = "simclr"
     #: the backbone the UI picks with this method ("" = the UI's own default)
     default_backbone: ClassVar[str] = ""
+    #: ``TrainConfig`` fields this method wants other than the engine's defaults (the app
+    #: starts its form from them; the CLI and config files stay explicit)
+    train_defaults: ClassVar[dict[str, float]] = {}
     #: data set name -> why the method means little there (shown when both are picked)
     data_caveats: ClassVar[dict[str, str]] = {}
 
@@ -187,6 +190,7 @@ def describe_method(cls: type[Method]) -> dict:
         "semi_supervised": cls.semi_supervised,
         "default_preset": cls.default_preset,
         "default_backbone": cls.default_backbone,
+        "train_defaults": dict(cls.train_defaults),
         "data_caveats": dict(cls.data_caveats),
         "options": options,
     }
