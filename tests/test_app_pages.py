@@ -112,6 +112,15 @@ def test_a_method_brings_its_own_train_defaults(runs_dir):
     assert at.sidebar.select_slider(key="train_batch_size_128").value == 128
 
 
+def test_sgd_brings_its_own_learning_rate_and_momentum(runs_dir):
+    at = app().run()
+    assert not [n for n in at.sidebar.number_input if n.key == "train_momentum"]
+    at.sidebar.radio(key="train_optimizer").set_value("sgd").run()
+    no_exception(at)
+    assert at.sidebar.number_input(key="train_lr_sgd_0.05").value == 0.05
+    assert at.sidebar.number_input(key="train_momentum").value == 0.9
+
+
 def test_natural_images_get_a_hint_about_crop_sizes(runs_dir):
     at = app().run()
     assert not any("simclr_cifar" in c.value for c in at.sidebar.caption)  # shapes: sized for it
@@ -159,9 +168,12 @@ def test_a_run_started_from_the_train_page_reaches_the_registry(runs_dir):
     sb.select_slider(key="data_size").set_value(16)
     sb.number_input(key="data_train_size").set_value(512)
     sb.select_slider(key="train_batch_size_128").set_value(64)
-    sb.number_input(key="train_lr_0.002").set_value(0.004)
+    sb.radio(key="train_optimizer").set_value("sgd")
     sb.slider(key="train_seconds").set_value(10)
     sb.text_input(key="run_name").set_value("from the test")
+    at.run()
+    at.sidebar.number_input(key="train_lr_sgd_0.05").set_value(0.1)
+    at.sidebar.number_input(key="train_momentum").set_value(0.8)
     at.run()
     at.sidebar.button(key="train").click().run()
     no_exception(at)
@@ -172,7 +184,8 @@ def test_a_run_started_from_the_train_page_reaches_the_registry(runs_dir):
     assert at.query_params["run"] == [run_id] or at.query_params["run"] == run_id
     assert runs[0].config().name == "from the test"
     assert runs[0].config().data.train_size == 512
-    assert runs[0].config().train.batch_size == 64 and runs[0].config().train.lr == 0.004
+    train = runs[0].config().train
+    assert (train.batch_size, train.optimizer, train.lr, train.momentum) == (64, "sgd", 0.1, 0.8)
     runner = reg.live(run_id)
     assert runner is not None
     # the live panel shows the run's steps once they arrive
