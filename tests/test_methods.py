@@ -356,6 +356,17 @@ def test_rotation_and_flip_transforms() -> None:
     assert make("rotation").rotation_note()
 
 
+@pytest.mark.parametrize("all_rotations", [False, True])
+def test_rotation_with_flips_is_a_six_way_task(all_rotations: bool) -> None:
+    method = make("rotation", flips=True, all_rotations=all_rotations)
+    assert method.head[-1].out_features == 6
+    batch = batch_for(method)
+    seen = []
+    method.head.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    assert torch.isfinite(method.training_step(batch).loss)
+    assert seen == [(B * (6 if all_rotations else 1), 6)]
+
+
 def test_vit_backbone() -> None:
     assert patch_size_for(32) == 4 and patch_size_for(96) == 12 and patch_size_for(28) == 4
     vit = build_backbone("vit_tiny", 3, 32, 32)

@@ -39,8 +39,12 @@ def transform(x: torch.Tensor, kinds: torch.Tensor, flips: bool = False) -> torc
 @dataclass
 class RotationConfig:
     all_rotations: bool = param(
-        False, "Feed every image in all 4 rotations (the paper's choice, 4x the compute per "
-        "image) instead of one random rotation per image. " + ROTATION_NOTE)
+        False, "Feed every image in all 4 rotations (6 with flips; the paper's choice, 4x the "
+        "compute per image) instead of one random rotation per image. " + ROTATION_NOTE)
+    flips: bool = param(
+        False, "Also predict a horizontal and a vertical flip: a 6-way task (SESEMI's, Tran "
+        "2019) that asks for handedness too. On digits, 180 s: kNN 0.972, as without (0.964 to "
+        "0.978).")
     head_hidden_dim: int = param(
         256, "Hidden width of the rotation classifier (units); 0 = a linear head on h. With a "
         "linear head h itself becomes a rotation detector and loses what tells images apart "
@@ -61,17 +65,19 @@ class Rotation(Method):
     def __init__(self, backbone: nn.Module, cfg: RotationConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)
         d = backbone.out_dim
-        self.head = mlp(d, cfg.head_hidden_dim, 4) if cfg.head_hidden_dim else nn.Linear(d, 4)
+        k = 6 if cfg.flips else 4
+        self.head = mlp(d, cfg.head_hidden_dim, k) if cfg.head_hidden_dim else nn.Linear(d, k)
 
     def training_step(self, batch: Batch) -> StepOutput:
         x = batch.view(0)  # (B, C, H, W)
         b = x.shape[0]
+        k = 6 if self.cfg.flips else 4
         if self.cfg.all_rotations:
-            kinds = torch.arange(4, device=x.device).repeat_interleave(b)  # (4B,)
-            x = x.repeat(4, 1, 1, 1)
+            kinds = torch.arange(k, device=x.device).repeat_interleave(b)  # (kB,)
+            x = x.repeat(k, 1, 1, 1)
         else:
-            kinds = torch.randint(4, (b,), device=x.device, generator=batch.generator)
-        logits = self.head(self.backbone(transform(x, kinds)))  # (B', 4)
+            kinds = torch.randint(k, (b,), device=x.device, generator=batch.generator)
+        logits = self.head(self.backbone(transform(x, kinds, self.cfg.flips)))  # (B', k)
         loss = cross_entropy(logits, kinds)
         return StepOutput(loss, {"rot_acc": (logits.argmax(1) == kinds).float().mean()})
 
