@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine import losses as L
+from engine.losses import metric as metric_losses
 
 DT = torch.float64
 
@@ -287,7 +288,7 @@ def test_triplet_batch_all_known_numbers_and_chunking(monkeypatch: pytest.Monkey
     assert close(L.triplet_batch_all(z, labels, margin=2.5), 1.0)
     assert float(L.triplet_batch_all(z, labels, margin=0.5)) == 0.0  # none active
     # Split into chunks of anchors, the loss is the whole cube's.
-    monkeypatch.setattr(L, "_CUBE_ENTRIES", 5000)
+    monkeypatch.setattr(metric_losses, "_CUBE_ENTRIES", 5000)
     big = randn(300, 3, seed=6)
     lab = torch.arange(300) % 7
     d = torch.cdist(big, big)
