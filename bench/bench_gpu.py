@@ -102,7 +102,7 @@ def throughput(args: argparse.Namespace) -> None:
             **data,
             "method.name": method,
             "augment.preset": METHODS.get(method).default_preset,
-            "model.backbone": "vit_tiny" if method == "mim" else "resnet18_cifar",
+            "model.backbone": METHODS.get(method).default_backbone or "resnet18_cifar",
             "train.batch_size": args.batch,
             "train.compile": args.compile,
             "train.device": args.device,

@@ -64,14 +64,13 @@ class Rotation(Method):
 
     def __init__(self, backbone: nn.Module, cfg: RotationConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)
-        d = backbone.out_dim
-        k = 6 if cfg.flips else 4
+        d, k = backbone.out_dim, 6 if cfg.flips else 4
+        self.kinds = k  # 4 rotations, and 2 flips with ``flips``
         self.head = mlp(d, cfg.head_hidden_dim, k) if cfg.head_hidden_dim else nn.Linear(d, k)
 
     def training_step(self, batch: Batch) -> StepOutput:
         x = batch.view(0)  # (B, C, H, W)
-        b = x.shape[0]
-        k = 6 if self.cfg.flips else 4
+        b, k = x.shape[0], self.kinds
         if self.cfg.all_rotations:
             kinds = torch.arange(k, device=x.device).repeat_interleave(b)  # (kB,)
             x = x.repeat(k, 1, 1, 1)
