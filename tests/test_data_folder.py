@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import engine.data.decode as decode_mod
 import engine.data.folder as folder_mod
 from engine.data import DataError, Split, load_dataset
 from engine.data.loading import clear_memory_cache
@@ -106,7 +107,7 @@ def test_transparency_becomes_white_and_large_images_shrink(tmp_path: Path) -> N
     for i in range(3):
         fx.write_image(root / "clear" / f"{i}.png", (255, 0, 0, 0), mode="RGBA")
         fx.write_noise_jpeg(root / "photo" / f"{i}.jpg", seed=i)
-    assert (root / "photo" / "0.jpg").stat().st_size > folder_mod.SMALL_FILE_BYTES
+    assert (root / "photo" / "0.jpg").stat().st_size > decode_mod.SMALL_FILE_BYTES
     ds = load_dataset(cfg(tmp_path, name="folder", root=str(root), image_size=24))
     clear = torch.cat([s.images[s.labels == 0] for s in (ds.train, ds.test)])
     assert len(clear) == 3 and (clear == 255).all()
@@ -122,7 +123,7 @@ def test_decode_image_file_centre_crops(tmp_path: Path) -> None:
     image.paste((255, 255, 0), (20, 0, 40, 20))  # the centre square is yellow
     path = tmp_path / "wide.png"
     image.save(path)
-    x = folder_mod.decode_image_file(path, 10)
+    x = decode_mod.decode_image_file(path, 10)
     assert x.shape == (3, 10, 10)
     assert x[:, :, 1:-1].float().sub(torch.tensor([255.0, 255, 0])[:, None, None]).abs().max() < 3
 
@@ -133,7 +134,7 @@ def test_pil_only_decoding_gives_the_same_images(
     root = fx.write_class_folder(tmp_path / "pets", per_class=5)
     fx.write_image(root / "red" / "alpha.png", (255, 0, 0, 0), mode="RGBA")
     fast = load_dataset(cfg(tmp_path, name="folder", root=str(root), image_size=16))
-    monkeypatch.setattr(folder_mod, "_tv_decoders", lambda: None)  # as if torchvision had none
+    monkeypatch.setattr(decode_mod, "_tv_decoders", lambda: None)  # as if torchvision had none
     slow = load_dataset(
         cfg(tmp_path, name="folder", root=str(root), image_size=16), use_cache=False
     )
