@@ -1,7 +1,7 @@
 """The GPU figures of the performance issue. Skips, with a message, where there is no CUDA GPU.
 
 - ``throughput``: images per second of every registered method at batch 512 with ResNet-18
-  (CIFAR stem; ``mim`` needs a ViT and uses ``vit_tiny``) at 32 px, bf16 autocast,
+  (CIFAR stem) at 32 px, bf16 autocast,
   channels_last, fused optimiser: the full step (views made on the GPU) and the model-only step
   in alternation (``engine.bench``), the FLOPs of one step (``torch.utils.flop_counter``) and
   the fraction of the GPU's dense bf16 peak they reach.
@@ -102,7 +102,7 @@ def throughput(args: argparse.Namespace) -> None:
             **data,
             "method.name": method,
             "augment.preset": METHODS.get(method).default_preset,
-            "model.backbone": METHODS.get(method).default_backbone or "resnet18_cifar",
+            "model.backbone": "resnet18_cifar",
             "train.batch_size": args.batch,
             "train.compile": args.compile,
             "train.device": args.device,

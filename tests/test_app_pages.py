@@ -91,13 +91,15 @@ def test_rotation_on_shapes_says_why_it_means_little(runs_dir):
     assert not any("natural orientation" in w.value for w in at.sidebar.warning)
 
 
-def test_masked_image_modelling_switches_to_a_vit(runs_dir):
+def test_masked_image_modelling_starts_on_the_small_cnn(runs_dir):
+    """MIM's ``auto`` style is SimMIM on a CNN and MAE on a ViT: any backbone is a valid run."""
     at = app().run()
     at.sidebar.selectbox(key="method_name").set_value("mim").run()
     no_exception(at)
-    assert at.sidebar.selectbox(key="backbone_vit_tiny").value == "vit_tiny"
-    at.sidebar.selectbox(key="method_name").set_value("simclr").run()
     assert at.sidebar.selectbox(key="backbone").value == "small_cnn"
+    assert at.sidebar.selectbox(key="method_mim_style").value == "auto"
+    at.sidebar.selectbox(key="backbone").set_value("vit_tiny").run()
+    no_exception(at)
 
 
 def test_a_method_brings_its_own_train_defaults(runs_dir):

@@ -51,16 +51,17 @@ def augmenter(preset: str):  # noqa: ANN201
 SMALL_HEADS = {"proj_hidden_dim": 64, "proj_dim": 32, "pred_hidden_dim": 16, "queue_size": 256}
 
 
-def make(name: str, **params):  # noqa: ANN201
+def make(name: str, backbone: torch.nn.Module | None = None, **params):  # noqa: ANN201
     cls = METHODS.get(name)
     options = cls.Config.__dataclass_fields__
     params = {**{k: v for k, v in SMALL_HEADS.items() if k in options}, **params}
     torch.manual_seed(0)
-    if name == "mim":
-        backbone = ViT(3, SIZE, dim=32, depth=2, heads=4)  # vit_tiny's design, two blocks
-    else:
-        backbone = build_backbone("small_cnn", 3, SIZE, 8)
+    backbone = backbone or build_backbone("small_cnn", 3, SIZE, 8)
     return build_method(name, params, backbone, CLASSES)
+
+
+def tiny_vit() -> ViT:
+    return ViT(3, SIZE, dim=32, depth=2, heads=4)  # vit_tiny's design, two blocks
 
 
 def batch_for(method, seed: int = 0, labelled: str = "auto") -> Batch:  # noqa: ANN001
@@ -372,16 +373,57 @@ def test_vit_backbone() -> None:
     vit = build_backbone("vit_tiny", 3, 32, 32)
     assert isinstance(vit, ViT) and vit.num_patches == 64
     assert vit(torch.randn(2, 3, 32, 32)).shape == (2, 32)
-    with pytest.raises(ValueError, match="vit_tiny"):
-        build_method("mim", {}, build_backbone("small_cnn", 3, SIZE, 8), CLASSES)
+
+
+def test_mim_picks_its_style_from_the_backbone_and_says_what_cannot_work() -> None:
+    assert make("mim").style == "simmim" and make("mim", tiny_vit()).style == "mae"
+    with pytest.raises(ValueError, match="method.style=simmim"):
+        make("mim", style="mae")  # MAE drops patches: a CNN cannot
+    with pytest.raises(ValueError, match="feature map"):
+        make("mim", build_backbone("pixels", 3, SIZE))
+    with pytest.raises(ValueError, match="multiple of the backbone's stride 4"):
+        make("mim", mask_patch=6)
+    method = make("mim", mask_patch=16)  # one square covers the whole 16-px image
+    with pytest.raises(ValueError, match="mask_patch to 4"):
+        method.training_step(batch_for(method))
 
 
 @pytest.mark.parametrize("style", ["mae", "simmim"])
-def test_mim_styles_reconstruct_only_hidden_patches(style: str) -> None:
-    method = make("mim", style=style, mask_ratio=0.5)
+def test_mim_on_a_vit_reconstructs_only_hidden_patches(style: str) -> None:
+    method = make("mim", tiny_vit(), style=style, mask_ratio=0.5)
     method.train()
-    batch = batch_for(method)
-    assert torch.isfinite(method.training_step(batch).loss)
-    _, _, hidden = method._mask(B, torch.device("cpu"), torch.Generator().manual_seed(0))
-    assert hidden.shape == (B, method.backbone.num_patches)
-    assert torch.all(hidden.sum(1) == method.backbone.num_patches - method.n_keep)
+    pred, target, hidden = method._vit_step(batch_for(method).view(0), torch.Generator())
+    n = method.backbone.num_patches
+    assert pred.shape == target.shape == (B, n, 3 * method.backbone.patch_size**2)
+    assert torch.all(hidden.sum(1) == n - method.n_keep)
+    assert torch.isfinite(method.training_step(batch_for(method)).loss)
+
+
+@pytest.mark.parametrize("size", [32, 28])
+def test_mim_on_a_cnn_paints_hidden_squares_and_predicts_their_pixels(size: int) -> None:
+    """8-px squares of 2 x 2 feature cells (stride 4). At 32 px: 16 squares, 6 stay visible
+    (round(16 * 0.4)), 10 x 4 = 40 of 64 cells hidden; at 28 px the grid of squares
+    overhangs the 7 x 7 cells and is cropped."""
+    method = make("mim", build_backbone("small_cnn", 3, size, 8))
+    seen = []
+    method.backbone.features[0].register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    x = torch.randn(B, 3, size, size)
+    pred, target, hidden = method._cnn_step(x, torch.Generator().manual_seed(0))
+    cells = (size // 4) ** 2
+    assert pred.shape == target.shape == (B, cells, 3 * 4 * 4)
+    assert hidden.shape == (B, cells)
+    # what the CNN saw: the learned mask colour on hidden cells, the image elsewhere
+    hidden_pixels = hidden.view(B, 1, size // 4, size // 4).repeat_interleave(4, 2)
+    hidden_pixels = hidden_pixels.repeat_interleave(4, 3).expand(-1, 3, -1, -1) > 0
+    colour = method.mask_token.detach().expand(B, -1, size, size)
+    assert torch.equal(seen[0][hidden_pixels], colour[hidden_pixels])
+    assert torch.equal(seen[0][~hidden_pixels], x[~hidden_pixels])
+    if size == 32:
+        assert hidden.sum(1).tolist() == [40] * B
+    assert 0.3 < hidden.mean() < 0.8
+
+
+def test_mim_on_a_resnet_reads_its_last_feature_map() -> None:
+    method = make("mim", build_backbone("resnet18_cifar", 3, 32))  # stride 8: 16-px squares
+    pred, target, hidden = method._cnn_step(torch.randn(2, 3, 32, 32), torch.Generator())
+    assert pred.shape == target.shape == (2, 16, 3 * 8 * 8) and hidden.sum(1).tolist() == [8, 8]

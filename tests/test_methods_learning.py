@@ -3,6 +3,7 @@
 - Every self-supervised method, on ``shapes`` at 32 px with the small CNN, within 180 s of
   training: shape kNN top-1 at least 0.1 above the same backbone untrained (the run's own
   step-0 evaluation, i.e. ``train.epochs=0``).
+- Masked image modelling also on the small ViT (MAE), held to the +0.06 it reaches there.
 - Rotation prediction is measured on ``digits`` (orientation means little for shapes).
 - With 10 labels per class on ``shapes``, FixMatch and SESEMI each beat cross-entropy trained
   on the same labelled images by at least 0.05 test accuracy within 5 minutes.
@@ -29,10 +30,9 @@ from engine.train.store import RunDir, RunStore
 SSL_BUDGET = 180.0  # seconds of wall time per run, evaluation included
 SEMI_BUDGET = 300.0
 MARGIN = 0.10
-#: Methods that do not yet reach MARGIN in the budget, with the gain they are held to instead
-#: so that a regression still fails. Measured (BENCHMARKS.md, "Methods on shapes (CPU)"):
-#: masked image modelling +0.081 to +0.098 in 180 s, short of the 0.1 goal.
-BELOW_GOAL: dict[str, float] = {"mim": 0.06}
+#: Masked image modelling on the small ViT (MAE) gains +0.081 to +0.098 in 180 s
+#: (BENCHMARKS.md): short of MARGIN, held to this floor so that a regression still fails.
+MAE_VIT_FLOOR = 0.06
 
 #: The CPU recipe shared by the learning runs (BENCHMARKS.md, "Methods on shapes (CPU)"): the
 #: small CNN at width 16 and batches of 128, so a 2-core CPU takes as many steps as it can;
@@ -63,9 +63,7 @@ SSL_RUNS: dict[str, dict] = {
     "barlow_twins": {},
     "vicreg": {},
     "margin": {"method.use_labels": False},
-    # warm-up 1 epoch (its own default); SimMIM's mask ratio 0.6 rather than MAE's 0.75:
-    # +0.090 on average in five runs against +0.081 in three (BENCHMARKS.md)
-    "mim": {"model.backbone": "vit_tiny", "model.width": 0, "method.mask_ratio": 0.6},
+    "mim": {},  # SimMIM on the small CNN, warm-up 1 epoch (its own default)
 }
 
 
@@ -114,10 +112,19 @@ def test_self_supervised_method_learns_shapes(tmp_path: Path, name: str) -> None
     overrides = {"method.name": name, "train.max_seconds": SSL_BUDGET, **SSL_RUNS[name]}
     _, untrained, done = train(tmp_path, overrides)
     gain = done["knn_top1"] - untrained["knn_top1"]
-    assert gain >= BELOW_GOAL.get(name, MARGIN), (
+    assert gain >= MARGIN, (
         f"{name}: shape kNN {untrained['knn_top1']:.3f} untrained -> {done['knn_top1']:.3f} "
         f"after {done['steps']} steps ({done['images_per_s']:.0f} images/s)"
     )
+
+
+@pytest.mark.slow
+def test_mae_on_the_small_vit_learns_shapes(tmp_path: Path) -> None:
+    overrides = {"method.name": "mim", "train.max_seconds": SSL_BUDGET,
+                 "model.backbone": "vit_tiny", "model.width": 0}
+    _, untrained, done = train(tmp_path, overrides)
+    gain = done["knn_top1"] - untrained["knn_top1"]
+    assert gain >= MAE_VIT_FLOOR, f"MAE on vit_tiny: shape kNN gain {gain:+.3f}"
 
 
 SUPERVISED_BUDGET = 60.0

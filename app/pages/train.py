@@ -152,12 +152,11 @@ def eval_setup() -> EvalConfig:
                       snapshot_size=int(queries), every_seconds=float(every))
 
 
-def backbone_setup(default: str) -> str:
-    """The backbone picker; a method that needs another backbone (MIM: a ViT) switches it."""
+def backbone_setup() -> str:
     backbones = BACKBONES.names()
-    return st.selectbox("Backbone", backbones, index=_index(backbones, default),
-                        key="backbone" if default == "small_cnn" else f"backbone_{default}",
-                        help="small_cnn is fast on a CPU.")
+    return st.selectbox("Backbone", backbones, index=_index(backbones, "small_cnn"),
+                        key="backbone", help="small_cnn is fast on a CPU. vit_tiny is for masked "
+                        "image modelling (MAE).")
 
 
 def augment_preset(default: str, data_name: str) -> str:
@@ -285,7 +284,7 @@ def main() -> None:
         st.header("New run")
         data_cfg = data_setup()
         method, params, desc = method_setup(data_cfg.name)
-        backbone = backbone_setup(desc["default_backbone"] or "small_cnn")
+        backbone = backbone_setup()
         preset = augment_preset(desc["default_preset"], data_cfg.name)
         train_cfg = budget_setup(desc["train_defaults"])
         eval_cfg = eval_setup()

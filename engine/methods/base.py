@@ -83,8 +83,6 @@ class Method(nn.Module):
     semi_supervised: ClassVar[bool] = False
     #: the augmentation preset this method is designed for
     default_preset: ClassVar[str] = "simclr"
-    #: the backbone the UI picks with this method ("" = the UI's own default)
-    default_backbone: ClassVar[str] = ""
     #: ``TrainConfig`` fields this method wants other than the engine's defaults (the app
     #: starts its form from them; the CLI and config files stay explicit)
     train_defaults: ClassVar[dict[str, float]] = {}
@@ -189,7 +187,6 @@ def describe_method(cls: type[Method]) -> dict:
         "needs_labels": cls.needs_labels,
         "semi_supervised": cls.semi_supervised,
         "default_preset": cls.default_preset,
-        "default_backbone": cls.default_backbone,
         "train_defaults": dict(cls.train_defaults),
         "data_caveats": dict(cls.data_caveats),
         "options": options,

@@ -1,17 +1,20 @@
-"""Masked image modelling: hide most patches of an image and reconstruct their pixels.
+"""Masked image modelling: hide part of an image and reconstruct its pixels.
 
-Two styles on the same small ViT (``model.backbone=vit_tiny``):
+Two styles (``auto``, the default: MAE on a ViT, SimMIM on a CNN):
 
+- ``simmim``: Xie et al. 2021, "SimMIM", https://arxiv.org/abs/2111.09886. Hidden patches
+  are replaced by a learned mask token and the encoder sees every position. On a ViT a linear
+  head predicts the pixels (L1 loss). On a CNN (``small_cnn``, the ResNets) the hidden squares
+  are painted with a learned colour before the first convolution and a small conv decoder
+  predicts their pixels from the last feature map, the CNN form of SimMIM studied by A2MIM
+  (Li et al. 2022, https://arxiv.org/abs/2205.13943).
 - ``mae``: He et al. 2021, "Masked Autoencoders Are Scalable Vision Learners",
-  https://arxiv.org/abs/2111.06377. The encoder sees only the visible patches (cheap: a
-  quarter of the tokens at ratio 0.75); a small decoder fills in mask tokens and predicts the
-  pixels of the hidden patches.
-- ``simmim``: Xie et al. 2021, "SimMIM", https://arxiv.org/abs/2111.09886. Hidden patches are
-  replaced by a learned mask token, the encoder sees every position, and a linear head
-  predicts the pixels (L1 loss).
+  https://arxiv.org/abs/2111.06377. ViT only: the encoder sees only the visible patches
+  (cheap: a quarter of the tokens at ratio 0.75); a small decoder fills in mask tokens and
+  predicts the pixels of the hidden patches.
 
-The loss counts hidden patches only. ``h`` for the map and kNN is the encoder's mean-pooled
-tokens of the whole, unmasked image.
+The loss counts hidden patches only. ``h`` for the map and kNN is the backbone's pooled
+feature of the whole, unmasked image.
 """
 
 from __future__ import annotations
@@ -23,17 +26,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
+from engine.models.backbones import feature_map
 from engine.models.vit import Block, ViT, sincos_position_embedding
 
 
 @dataclass
 class MIMConfig:
     style: str = param(
-        "mae", "mae: encode only the visible patches, decode with a small transformer. simmim: "
-        "encode all positions with mask tokens, predict pixels with a linear head.",
-        choices=("mae", "simmim"))
+        "auto", "simmim: hidden patches become mask tokens and the encoder sees every "
+        "position (any backbone). mae: encode only the visible patches and decode with a small "
+        "transformer (ViT only). auto: mae on a ViT, simmim on a CNN.",
+        choices=("auto", "simmim", "mae"))
     mask_ratio: float = param(
-        0.75, "Fraction of patches hidden per image. MAE: 0.75; SimMIM: 0.6.", 0.05, 0.95)
+        0.6, "Fraction of patches hidden per image. SimMIM: 0.6; MAE: 0.75.", 0.05, 0.95)
+    mask_patch: int = param(
+        0, "CNN backbones: side in pixels of each hidden square, a multiple of the network's "
+        "stride (0 = twice the stride: 8 px for small_cnn). A ViT hides its own patches.",
+        0, 256)
     norm_pix_loss: bool = param(
         True, "Reconstruct each patch standardised by its own mean and std (MAE's better "
         "target: it stresses edges and shape over flat colour).")
@@ -58,30 +67,50 @@ def _masked_reconstruction(
     return (err.mean(-1) * mask).sum() / mask.sum().clamp_min(1)
 
 
+def _random_mask(b: int, n: int, n_keep: int, g: torch.Generator, device: torch.device) -> tuple:
+    """A random permutation of n patches per image; the first ``n_keep`` stay visible.
+
+    Returns ``shuffle`` (B, N) patch indices in shuffled order, ``restore`` (B, N) its inverse,
+    and ``hidden`` (B, N) in patch order, 1 = hidden.
+    """
+    shuffle = torch.rand(b, n, device=device, generator=g).argsort(dim=1)
+    restore = shuffle.argsort(dim=1)
+    hidden = torch.ones(b, n, device=device)
+    hidden[:, :n_keep] = 0
+    return shuffle, restore, hidden.gather(1, restore)
+
+
 @METHODS.register("mim")
 class MaskedImageModelling(Method):
     name = "mim"
     Config = MIMConfig
-    summary = "Generative: reconstruct hidden image patches with a small ViT (MAE / SimMIM)."
-    paper = "https://arxiv.org/abs/2111.06377"
+    summary = "Generative: reconstruct hidden image patches (SimMIM on a CNN or ViT, MAE on a ViT)."
+    paper = "https://arxiv.org/abs/2111.09886"
     default_preset = "crop_flip"
-    default_backbone = "vit_tiny"
-    # A ViT trained from scratch wants a longer warm-up (MAE: 40 epochs of 800). On shapes,
-    # 180 s: kNN +0.08 with 1 epoch against +0.06 with 0.1 (BENCHMARKS.md)
+    # A network trained from scratch wants a longer warm-up (MAE: 40 epochs of 800). On
+    # shapes, 180 s, MAE on vit_tiny: kNN +0.08 with 1 epoch against +0.06 with 0.1; the
+    # CNN runs that chose SimMIM's decoder and squares all used 1 epoch (BENCHMARKS.md)
     train_defaults = {"warmup_epochs": 1.0}
 
     def __init__(self, backbone: nn.Module, cfg: MIMConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)
-        if not isinstance(backbone, ViT):
-            raise ValueError("masked image modelling needs a ViT: set model.backbone=vit_tiny")
-        d, n = backbone.out_dim, backbone.num_patches
-        pixels = backbone.in_channels * backbone.patch_size**2
+        self.vit = isinstance(backbone, ViT)
+        self.style = cfg.style if cfg.style != "auto" else "mae" if self.vit else "simmim"
+        if self.vit:
+            self._build_vit(backbone, cfg)
+        else:
+            self._build_cnn(backbone, cfg)
+
+    def _build_vit(self, vit: ViT, cfg: MIMConfig) -> None:
+        d, n = vit.out_dim, vit.num_patches
+        pixels = vit.in_channels * vit.patch_size**2
+        self.n_patches = n
         self.n_keep = max(1, min(n - 1, round(n * (1 - cfg.mask_ratio))))
-        if cfg.style == "mae":
+        if self.style == "mae":
             dd = cfg.decoder_dim - cfg.decoder_dim % 4
             self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
             self.decoder_embed = nn.Linear(d, dd)
-            pos = sincos_position_embedding(backbone.grid, dd)[None]
+            pos = sincos_position_embedding(vit.grid, dd)[None]
             self.register_buffer("decoder_pos", pos)
             heads = 4 if dd % 4 == 0 and dd >= 16 else 1
             self.decoder = nn.Sequential(*(Block(dd, heads) for _ in range(cfg.decoder_depth)))
@@ -92,23 +121,52 @@ class MaskedImageModelling(Method):
             self.head = nn.Linear(d, pixels)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def _mask(self, b: int, device: torch.device, g: torch.Generator) -> tuple:
-        """A random permutation of patches per image; the first ``n_keep`` stay visible."""
-        n = self.backbone.num_patches
-        shuffle = torch.rand(b, n, device=device, generator=g).argsort(dim=1)  # (B, N)
-        restore = shuffle.argsort(dim=1)
-        hidden = torch.ones(b, n, device=device)
-        hidden[:, : self.n_keep] = 0
-        hidden = hidden.gather(1, restore)  # (B, N), 1 = hidden, in patch order
-        return shuffle, restore, hidden
+    def _build_cnn(self, cnn: nn.Module, cfg: MIMConfig) -> None:
+        stride = getattr(cnn, "stride", None)
+        if stride is None:
+            raise ValueError(
+                "masked image modelling needs a backbone with a feature map: small_cnn, a "
+                "ResNet or vit_tiny"
+            )
+        if self.style == "mae":
+            raise ValueError(
+                "MAE encodes only the visible patches, which a CNN cannot: set "
+                "method.style=simmim, or model.backbone=vit_tiny"
+            )
+        self.stride = stride
+        self.mask_patch = cfg.mask_patch or 2 * stride
+        if self.mask_patch % stride:
+            raise ValueError(
+                f"method.mask_patch must be a multiple of the backbone's stride {stride} "
+                f"(got {self.mask_patch})"
+            )
+        d, channels = cnn.out_dim, cnn.in_channels
+        # One 3x3 conv between the features and the pixels: with a 1x1 (linear) head the
+        # encoder's last stage turns into a pixel predictor and kNN gains nothing (+0.009
+        # against +0.08 on shapes, BENCHMARKS.md)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(d, d, 3, padding=1), nn.BatchNorm2d(d), nn.ReLU(inplace=True),
+            nn.Conv2d(d, channels * stride**2, 1),
+        )
+        self.mask_token = nn.Parameter(torch.zeros(1, channels, 1, 1))  # a learned colour
 
     def training_step(self, batch: Batch) -> StepOutput:
-        vit: ViT = self.backbone  # type: ignore[assignment]
         x = batch.view(0)  # (B, C, H, W)
+        if self.vit:
+            pred, target, hidden = self._vit_step(x, batch.generator)
+        else:
+            pred, target, hidden = self._cnn_step(x, batch.generator)
+        loss = _masked_reconstruction(
+            pred, target, hidden, self.cfg.norm_pix_loss, l1=self.vit and self.style == "simmim"
+        )
+        return StepOutput(loss)
+
+    def _vit_step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
+        vit: ViT = self.backbone  # type: ignore[assignment]
         b = x.shape[0]
-        shuffle, restore, hidden = self._mask(b, x.device, batch.generator)
+        shuffle, restore, hidden = _random_mask(b, self.n_patches, self.n_keep, g, x.device)
         tokens = vit.patchify(x)  # (B, N, D)
-        if self.cfg.style == "mae":
+        if self.style == "mae":
             keep = shuffle[:, : self.n_keep, None]
             visible = (tokens + vit.pos_embed).gather(1, keep.expand(-1, -1, tokens.shape[2]))
             latent = self.decoder_embed(vit.encode(visible))  # (B, n_keep, Dd)
@@ -119,11 +177,28 @@ class MaskedImageModelling(Method):
         else:
             tokens = torch.where(hidden[:, :, None] > 0, self.mask_token.to(tokens.dtype), tokens)
             pred = self.head(vit.encode(tokens + vit.pos_embed))  # (B, N, C*p*p)
-        target = _patches(x, vit.patch_size)
-        loss = _masked_reconstruction(
-            pred, target, hidden, self.cfg.norm_pix_loss, l1=self.cfg.style == "simmim"
-        )
-        return StepOutput(loss)
+        return pred, _patches(x, vit.patch_size), hidden
+
+    def _cnn_step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
+        b, _, height, width = x.shape
+        s, blocks = self.stride, self.mask_patch // self.stride
+        rows, cols = height // s, width // s  # feature-map cells
+        block_rows, block_cols = -(-rows // blocks), -(-cols // blocks)
+        n = block_rows * block_cols
+        if n < 2:
+            raise ValueError(
+                f"a {height} x {width} image holds one {self.mask_patch}-px mask square: "
+                f"set method.mask_patch to {s} or use larger images"
+            )
+        n_keep = max(1, min(n - 1, round(n * (1 - self.cfg.mask_ratio))))
+        hidden = _random_mask(b, n, n_keep, g, x.device)[2].view(b, 1, block_rows, block_cols)
+        hidden = hidden.repeat_interleave(blocks, 2).repeat_interleave(blocks, 3)
+        hidden = hidden[:, :, :rows, :cols]  # (B, 1, H/s, W/s), 1 = hidden cell
+        pixels = hidden.repeat_interleave(s, 2).repeat_interleave(s, 3)
+        pixels = F.pad(pixels, (0, width - cols * s, 0, height - rows * s))  # (B, 1, H, W)
+        x_masked = torch.where(pixels > 0, self.mask_token.to(x.dtype), x)
+        pred = self.decoder(feature_map(self.backbone, x_masked))[:, :, :rows, :cols]
+        return pred.flatten(2).transpose(1, 2), _patches(x, s), hidden.flatten(1)
 
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"h": self.backbone(x)}  # mean-pooled tokens of the unmasked image
+        return {"h": self.backbone(x)}  # pooled features of the unmasked image

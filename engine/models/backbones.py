@@ -7,6 +7,9 @@
 - ``vit_tiny``: a small Vision Transformer (https://arxiv.org/abs/2010.11929) for masked
   image modelling; see ``engine.models.vit``.
 - ``pixels``: the flattened raw image, no parameters: the baseline every method must beat.
+
+The CNNs also give the feature map before their global pooling (``feature_map``, one cell per
+``backbone.stride`` pixels), which masked image modelling decodes into pixels.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ class SmallCNN(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
+        self.in_channels = in_channels
         self.out_dim = 8 * w
+        self.stride = 4  # pixels per cell of the last feature map (two 2x max-pools)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 8w)
         return self.features(x)
@@ -81,9 +86,21 @@ def _torchvision_resnet(name: str, in_channels: int, cifar_stem: bool) -> nn.Mod
         net.maxpool = nn.Identity()
     elif in_channels != 3:
         net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    net.in_channels = in_channels
     net.out_dim = net.fc.in_features
+    net.stride = 8 if cifar_stem else 32  # pixels per cell of the last feature map
     net.fc = nn.Identity()
     return net
+
+
+def feature_map(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The last features before global pooling of a CNN backbone (``small_cnn``, the ResNets):
+    (B, C, H, W) -> (B, out_dim, H/s, W/s), ``s = backbone.stride``."""
+    if isinstance(backbone, SmallCNN):
+        return backbone.features[:-2](x)
+    net = backbone  # a torchvision ResNet
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    return net.layer4(net.layer3(net.layer2(net.layer1(x))))
 
 
 @BACKBONES.register("small_cnn")
