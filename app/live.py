@@ -4,11 +4,13 @@ diagnostics. Drawn inside a fragment that polls only while the run trains (see `
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
-from app import charts
+from app import charts, images
 from app.feed import Feed, feed
 from app.run_info import ACTIVE, run_status
 from app.state import run_dir
@@ -40,6 +42,9 @@ def _panel(run_id: str, key: str) -> None:
     _status_line(f, status, run.summary())
     _headline(f, cfg)
     _curves(f, key)
+    steps = run.snapshots()
+    if steps:
+        reconstructions_panel(str(run.path), steps[-1])
     diag = f.events("diagnostics")
     if diag:
         diagnostics_panel(diag, key)
@@ -117,6 +122,29 @@ def _curves(f: Feed, key: str) -> None:
         loss_chart(f, key)
     with right:
         knn_chart(f, key)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _reconstructions(run_path: str, step: int) -> np.ndarray | None:
+    """uint8 (3, n, C, H, W) of a snapshot, or None (the method reconstructs nothing)."""
+    try:
+        with np.load(Path(run_path) / "snapshots" / f"step_{step:07d}.npz") as z:
+            return z["reconstructions"] if "reconstructions" in z.files else None
+    except (OSError, ValueError):  # deleted or being replaced: the next poll reads it
+        return None
+
+
+def reconstructions_panel(run_path: str, step: int) -> None:
+    """What a masked image model sees and fills in, at the latest evaluation."""
+    pictures = _reconstructions(run_path, step)
+    if pictures is None:
+        return
+    st.subheader("Reconstructions")
+    st.caption(f"Step {step}, the same test images and hidden patches at every evaluation. "
+               "Top: the image. Middle: what the network is shown, its hidden patches masked "
+               "out. Bottom: the hidden patches as the network fills them in.")
+    n = pictures.shape[1]
+    st.image(images.grid(pictures.reshape(-1, *pictures.shape[2:]), columns=n, size=72))
 
 
 def loss_chart(f: Feed, key: str, title: str = "Training loss") -> None:

@@ -102,6 +102,21 @@ def test_masked_image_modelling_starts_on_the_small_cnn(runs_dir):
     no_exception(at)
 
 
+def test_masked_image_modelling_shows_what_it_fills_in(runs_dir, two_runs, monkeypatch):
+    cfg = RunConfig().with_overrides({**TINY, "method.name": "mim", "train.epochs": 0})
+    run, last = run_foreground(cfg, RunStore(runs_dir))
+    assert last["type"] == "finished", last
+    at = app({"run": run.id}).run()
+    no_exception(at)
+    assert [s.value for s in at.subheader].count("Reconstructions") == 1
+    assert "hidden patches as the network fills them in" in texts(at)
+    root, ids = two_runs
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
+    at = app({"run": ids[1]}).run()  # SupCon reconstructs nothing
+    assert "supcon" in str(at.selectbox(key="train_run_picker").value)
+    assert "Reconstructions" not in [s.value for s in at.subheader]
+
+
 def test_a_method_brings_its_own_train_defaults(runs_dir):
     at = app().run()
     assert at.sidebar.number_input(key="train_warmup_epochs_0.5").value == 0.5

@@ -392,7 +392,7 @@ def test_mim_picks_its_style_from_the_backbone_and_says_what_cannot_work() -> No
 def test_mim_on_a_vit_reconstructs_only_hidden_patches(style: str) -> None:
     method = make("mim", tiny_vit(), style=style, mask_ratio=0.5)
     method.train()
-    pred, target, hidden = method._vit_step(batch_for(method).view(0), torch.Generator())
+    pred, target, hidden, _ = method._step(batch_for(method).view(0), torch.Generator())
     n = method.backbone.num_patches
     assert pred.shape == target.shape == (B, n, 3 * method.backbone.patch_size**2)
     assert torch.all(hidden.sum(1) == n - method.n_keep)
@@ -408,7 +408,7 @@ def test_mim_on_a_cnn_paints_hidden_squares_and_predicts_their_pixels(size: int)
     seen = []
     method.backbone.features[0].register_forward_hook(lambda m, i, o: seen.append(i[0]))
     x = torch.randn(B, 3, size, size)
-    pred, target, hidden = method._cnn_step(x, torch.Generator().manual_seed(0))
+    pred, target, hidden, shown = method._step(x, torch.Generator().manual_seed(0))
     cells = (size // 4) ** 2
     assert pred.shape == target.shape == (B, cells, 3 * 4 * 4)
     assert hidden.shape == (B, cells)
@@ -418,12 +418,30 @@ def test_mim_on_a_cnn_paints_hidden_squares_and_predicts_their_pixels(size: int)
     colour = method.mask_token.detach().expand(B, -1, size, size)
     assert torch.equal(seen[0][hidden_pixels], colour[hidden_pixels])
     assert torch.equal(seen[0][~hidden_pixels], x[~hidden_pixels])
+    assert torch.equal(shown, seen[0])
     if size == 32:
         assert hidden.sum(1).tolist() == [40] * B
     assert 0.3 < hidden.mean() < 0.8
 
 
+@pytest.mark.parametrize("vit", [False, True], ids=["cnn", "vit"])
+def test_mim_shows_the_hidden_patches_it_fills_in(vit: bool) -> None:
+    """``reconstruct``: the images, what the encoder saw, and the images with the network's
+    prediction in the hidden patches only (what the live panel shows)."""
+    method = make("mim", tiny_vit() if vit else None).eval()
+    p = method.backbone.patch_size if vit else method.backbone.stride
+    x = torch.randn(B, 3, SIZE, SIZE)
+    images, shown, filled = method.reconstruct(x, torch.Generator().manual_seed(0))
+    hidden = method._step(x, torch.Generator().manual_seed(0))[2]
+    hidden = hidden.view(B, 1, SIZE // p, SIZE // p).repeat_interleave(p, 2)
+    hidden = hidden.repeat_interleave(p, 3).expand_as(x) > 0
+    assert torch.equal(images, x)
+    assert torch.equal(shown[~hidden], x[~hidden]) and torch.equal(filled[~hidden], x[~hidden])
+    assert not torch.allclose(filled[hidden], x[hidden])
+    assert not torch.allclose(shown[hidden], x[hidden])
+
+
 def test_mim_on_a_resnet_reads_its_last_feature_map() -> None:
     method = make("mim", build_backbone("resnet18_cifar", 3, 32))  # stride 8: 16-px squares
-    pred, target, hidden = method._cnn_step(torch.randn(2, 3, 32, 32), torch.Generator())
+    pred, target, hidden, _ = method._step(torch.randn(2, 3, 32, 32), torch.Generator())
     assert pred.shape == target.shape == (2, 16, 3 * 8 * 8) and hidden.sum(1).tolist() == [8, 8]

@@ -122,6 +122,11 @@ class Method(nn.Module):
             out["z"] = projector(h)
         return out
 
+    def reconstruct(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
+        """Methods that reconstruct images: normalised x (B, C, H, W) -> (3, B, C, H, W), the
+        images, what the network was shown, and its reconstruction. None for the others."""
+        return None
+
     def rotation_note(self) -> str | None:
         return None
 

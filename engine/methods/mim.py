@@ -151,15 +151,36 @@ class MaskedImageModelling(Method):
         self.mask_token = nn.Parameter(torch.zeros(1, channels, 1, 1))  # a learned colour
 
     def training_step(self, batch: Batch) -> StepOutput:
-        x = batch.view(0)  # (B, C, H, W)
-        if self.vit:
-            pred, target, hidden = self._vit_step(x, batch.generator)
-        else:
-            pred, target, hidden = self._cnn_step(x, batch.generator)
+        pred, target, hidden, _ = self._step(batch.view(0), batch.generator)
         loss = _masked_reconstruction(
             pred, target, hidden, self.cfg.norm_pix_loss, l1=self.vit and self.style == "simmim"
         )
         return StepOutput(loss)
+
+    def _step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
+        """Mask, encode, decode normalised images x (B, C, H, W). Returns the predicted and
+        the true pixels of each patch (B, N, C*p*p), ``hidden`` (B, N), 1 = hidden, and the
+        images as the encoder was shown them (B, C, H, W; for MAE the hidden patches at 0)."""
+        return self._vit_step(x, g) if self.vit else self._cnn_step(x, g)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Normalised images x (B, C, H, W) -> (3, B, C, H, W): the images, what the encoder
+        sees, and the images with their hidden patches as the network predicts them (with a
+        per-patch normalised target, put back at each true patch's mean and spread, as MAE's
+        figures do)."""
+        pred, target, hidden, shown = self._step(x, generator)
+        pred = pred.float()
+        if self.cfg.norm_pix_loss:
+            mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+            pred = pred * (var + 1e-6).sqrt() + mean
+        patches = torch.where(hidden[:, :, None] > 0, pred, target)  # (B, N, C*p*p)
+        p = round((target.shape[2] / x.shape[1]) ** 0.5)
+        rows, cols = x.shape[2] // p, x.shape[3] // p
+        filled = F.fold(patches.transpose(1, 2), (rows * p, cols * p), kernel_size=p, stride=p)
+        out = x.clone()
+        out[:, :, : rows * p, : cols * p] = filled.to(x.dtype)
+        return torch.stack([x, shown, out])
 
     def _vit_step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
         vit: ViT = self.backbone  # type: ignore[assignment]
@@ -177,7 +198,10 @@ class MaskedImageModelling(Method):
         else:
             tokens = torch.where(hidden[:, :, None] > 0, self.mask_token.to(tokens.dtype), tokens)
             pred = self.head(vit.encode(tokens + vit.pos_embed))  # (B, N, C*p*p)
-        return pred, _patches(x, vit.patch_size), hidden
+        p, grid = vit.patch_size, vit.grid
+        visible = (1 - hidden.view(b, 1, grid, grid)).repeat_interleave(p, 2)
+        shown = x * visible.repeat_interleave(p, 3)
+        return pred, _patches(x, p), hidden, shown
 
     def _cnn_step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
         b, _, height, width = x.shape
@@ -198,7 +222,7 @@ class MaskedImageModelling(Method):
         pixels = F.pad(pixels, (0, width - cols * s, 0, height - rows * s))  # (B, 1, H, W)
         x_masked = torch.where(pixels > 0, self.mask_token.to(x.dtype), x)
         pred = self.decoder(feature_map(self.backbone, x_masked))[:, :, :rows, :cols]
-        return pred.flatten(2).transpose(1, 2), _patches(x, s), hidden.flatten(1)
+        return pred.flatten(2).transpose(1, 2), _patches(x, s), hidden.flatten(1), x_masked
 
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"h": self.backbone(x)}  # pooled features of the unmasked image

@@ -44,6 +44,8 @@ from engine.methods import METHODS, Batch, Method, StepOutput, build_method
 from engine.models import build_backbone
 from engine.train.prefetch import PinnedGather, stream_batches
 
+#: test images a reconstructing method (MIM) shows at each evaluation
+RECONSTRUCTIONS = 8
 
 class TrainingError(RuntimeError):
     """A run cannot go on; the message says why and what to try."""
@@ -222,7 +224,25 @@ class Trainer:
             arrays["labels"] = ds.test.labels[self.snapshot_index].numpy()
             for attr, values in ds.test.attributes.items():
                 arrays[f"attr_{attr}"] = values[self.snapshot_index].numpy()
+            pictures = self._reconstructions(method)
+            if pictures is not None:
+                arrays["reconstructions"] = pictures
             yield {"type": "snapshot", "step": step, "arrays": arrays}
+
+    def _reconstructions(self, method: Method) -> Any:
+        """uint8 (3, n, C, H, W) from ``method.reconstruct`` of the first snapshot images,
+        the same hidden patches at every evaluation; None for methods that reconstruct
+        nothing."""
+        images = self.dataset.test.images[self.snapshot_index[:RECONSTRUCTIONS]]
+        x = self.augment.normalise(images.to(self.device))
+        was_training = method.training
+        method.eval()
+        with self._amp():
+            out = method.reconstruct(x, torch.Generator(self.device).manual_seed(0))
+        method.train(was_training)
+        if out is None:
+            return None
+        return self.augment.denormalise(out.float().flatten(0, 1)).view(out.shape).cpu().numpy()
 
     def _probe_views(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The probe batch's two augmented views, (P, C, H, W) each: drawn once from a fixed
