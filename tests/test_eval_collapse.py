@@ -241,6 +241,7 @@ def test_healthy_gaussian_has_no_alarm():
 
 def test_causes_fall_back_to_generic_texts():
     assert causes_for("rotation", "complete") == GENERAL["complete"]
+    assert "no term that spreads h" in causes_for("mim", "dimensional")[0]
     assert causes_for(None, "dimensional") == GENERAL["dimensional"]
     assert causes_for("MoCo-v2", "complete")[0] == CAUSES["moco"]["complete"][0]
     assert causes_for("byol", "complete")[-len(GENERAL["complete"]) :] == GENERAL["complete"]

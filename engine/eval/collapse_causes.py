@@ -82,6 +82,16 @@ CAUSES: dict[str, dict[str, list[str]]] = {
             "Covariance weight set to 0: dimensions become copies of each other.",
         ],
     },
+    "mim": {
+        "dimensional": [
+            "Masked image modelling has no term that spreads h: unlike the joint-embedding "
+            "methods nothing in its loss keeps dimensions apart, so a low effective rank is "
+            "common here and says less. Judge the run by its kNN accuracy and reconstructions.",
+            "Hidden patches as small as one feature cell (method.mask_patch set to the "
+            "backbone's stride): the visible neighbours suffice to fill them in and the "
+            "features stay local.",
+        ],
+    },
     "supcon": {
         "complete": [
             "Temperature far too high: same-class and different-class pairs barely differ "
