@@ -399,6 +399,19 @@ def test_mim_on_a_vit_reconstructs_only_hidden_patches(style: str) -> None:
     assert torch.isfinite(method.training_step(batch_for(method)).loss)
 
 
+@pytest.mark.parametrize("style", ["mae", "simmim"])
+def test_mim_on_a_vit_can_hide_squares_of_patches(style: str) -> None:
+    method = make("mim", tiny_vit(), style=style, mask_patch=4)  # 2 x 2 patches of 2 px
+    hidden = method._step(torch.randn(B, 3, SIZE, SIZE), torch.Generator())[2].view(B, 8, 8)
+    squares = hidden[:, ::2, ::2]
+    assert torch.equal(hidden, squares.repeat_interleave(2, 1).repeat_interleave(2, 2))
+    assert squares.sum((1, 2)).tolist() == [16 - round(16 * 0.4)] * B
+    with pytest.raises(ValueError, match="multiple of its 2-px patch"):
+        make("mim", tiny_vit(), mask_patch=3)
+    with pytest.raises(ValueError, match="leaves one square"):
+        make("mim", tiny_vit(), mask_patch=16)
+
+
 @pytest.mark.parametrize("size", [32, 28])
 def test_mim_on_a_cnn_paints_hidden_squares_and_predicts_their_pixels(size: int) -> None:
     """8-px squares of 2 x 2 feature cells (stride 4). At 32 px: 16 squares, 6 stay visible

@@ -40,8 +40,8 @@ class MIMConfig:
     mask_ratio: float = param(
         0.6, "Fraction of patches hidden per image. SimMIM: 0.6; MAE: 0.75.", 0.05, 0.95)
     mask_patch: int = param(
-        0, "CNN backbones: side in pixels of each hidden square, a multiple of the network's "
-        "stride (0 = twice the stride: 8 px for small_cnn). A ViT hides its own patches.",
+        0, "Side in pixels of each hidden square, a multiple of the network's stride (CNN) or "
+        "patch (ViT). 0 = twice the stride on a CNN (8 px for small_cnn), one patch on a ViT.",
         0, 256)
     norm_pix_loss: bool = param(
         True, "Reconstruct each patch standardised by its own mean and std (MAE's better "
@@ -67,17 +67,20 @@ def _masked_reconstruction(
     return (err.mean(-1) * mask).sum() / mask.sum().clamp_min(1)
 
 
-def _random_mask(b: int, n: int, n_keep: int, g: torch.Generator, device: torch.device) -> tuple:
-    """A random permutation of n patches per image; the first ``n_keep`` stay visible.
-
-    Returns ``shuffle`` (B, N) patch indices in shuffled order, ``restore`` (B, N) its inverse,
-    and ``hidden`` (B, N) in patch order, 1 = hidden.
-    """
-    shuffle = torch.rand(b, n, device=device, generator=g).argsort(dim=1)
-    restore = shuffle.argsort(dim=1)
-    hidden = torch.ones(b, n, device=device)
-    hidden[:, :n_keep] = 0
-    return shuffle, restore, hidden.gather(1, restore)
+def _square_mask(
+    b: int, rows: int, cols: int, block: int, ratio: float, g: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """Hide ``ratio`` of the ``block`` x ``block`` squares of a rows x cols grid of patches,
+    drawn afresh per image (squares overhanging the grid are cropped; at least one square
+    stays visible and one hidden). Returns (B, rows, cols), 1 = hidden."""
+    block_rows, block_cols = -(-rows // block), -(-cols // block)
+    n = block_rows * block_cols
+    n_keep = max(1, min(n - 1, round(n * (1 - ratio))))
+    rank = torch.rand(b, n, device=device, generator=g).argsort(dim=1).argsort(dim=1)
+    hidden = (rank >= n_keep).float().view(b, block_rows, block_cols)
+    hidden = hidden.repeat_interleave(block, 1).repeat_interleave(block, 2)
+    return hidden[:, :rows, :cols]
 
 
 @METHODS.register("mim")
@@ -102,10 +105,19 @@ class MaskedImageModelling(Method):
             self._build_cnn(backbone, cfg)
 
     def _build_vit(self, vit: ViT, cfg: MIMConfig) -> None:
-        d, n = vit.out_dim, vit.num_patches
-        pixels = vit.in_channels * vit.patch_size**2
-        self.n_patches = n
-        self.n_keep = max(1, min(n - 1, round(n * (1 - cfg.mask_ratio))))
+        d, p = vit.out_dim, vit.patch_size
+        pixels = vit.in_channels * p**2
+        self.block = (cfg.mask_patch or p) // p
+        if (cfg.mask_patch or p) % p or vit.grid % self.block:
+            raise ValueError(
+                f"on this ViT method.mask_patch must be a multiple of its {p}-px patch that "
+                f"divides the image (got {cfg.mask_patch})"
+            )
+        blocks = (vit.grid // self.block) ** 2
+        if blocks < 2:
+            raise ValueError(f"method.mask_patch {cfg.mask_patch} leaves one square: use less")
+        keep = max(1, min(blocks - 1, round(blocks * (1 - cfg.mask_ratio))))
+        self.n_keep = keep * self.block**2  # visible patches, the same in every image
         if self.style == "mae":
             dd = cfg.decoder_dim - cfg.decoder_dim % 4
             self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
@@ -184,10 +196,13 @@ class MaskedImageModelling(Method):
 
     def _vit_step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
         vit: ViT = self.backbone  # type: ignore[assignment]
-        b = x.shape[0]
-        shuffle, restore, hidden = _random_mask(b, self.n_patches, self.n_keep, g, x.device)
+        b, grid = x.shape[0], vit.grid
+        hidden = _square_mask(b, grid, grid, self.block, self.cfg.mask_ratio, g, x.device)
+        hidden = hidden.flatten(1)  # (B, N) in patch order
         tokens = vit.patchify(x)  # (B, N, D)
         if self.style == "mae":
+            shuffle = hidden.argsort(dim=1, stable=True)  # visible patches first
+            restore = shuffle.argsort(dim=1)
             keep = shuffle[:, : self.n_keep, None]
             visible = (tokens + vit.pos_embed).gather(1, keep.expand(-1, -1, tokens.shape[2]))
             latent = self.decoder_embed(vit.encode(visible))  # (B, n_keep, Dd)
@@ -198,26 +213,22 @@ class MaskedImageModelling(Method):
         else:
             tokens = torch.where(hidden[:, :, None] > 0, self.mask_token.to(tokens.dtype), tokens)
             pred = self.head(vit.encode(tokens + vit.pos_embed))  # (B, N, C*p*p)
-        p, grid = vit.patch_size, vit.grid
+        p = vit.patch_size
         visible = (1 - hidden.view(b, 1, grid, grid)).repeat_interleave(p, 2)
         shown = x * visible.repeat_interleave(p, 3)
         return pred, _patches(x, p), hidden, shown
 
     def _cnn_step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
         b, _, height, width = x.shape
-        s, blocks = self.stride, self.mask_patch // self.stride
+        s, block = self.stride, self.mask_patch // self.stride
         rows, cols = height // s, width // s  # feature-map cells
-        block_rows, block_cols = -(-rows // blocks), -(-cols // blocks)
-        n = block_rows * block_cols
-        if n < 2:
+        if -(-rows // block) * -(-cols // block) < 2:
             raise ValueError(
                 f"a {height} x {width} image holds one {self.mask_patch}-px mask square: "
                 f"set method.mask_patch to {s} or use larger images"
             )
-        n_keep = max(1, min(n - 1, round(n * (1 - self.cfg.mask_ratio))))
-        hidden = _random_mask(b, n, n_keep, g, x.device)[2].view(b, 1, block_rows, block_cols)
-        hidden = hidden.repeat_interleave(blocks, 2).repeat_interleave(blocks, 3)
-        hidden = hidden[:, :, :rows, :cols]  # (B, 1, H/s, W/s), 1 = hidden cell
+        hidden = _square_mask(b, rows, cols, block, self.cfg.mask_ratio, g, x.device)
+        hidden = hidden[:, None]  # (B, 1, H/s, W/s), 1 = hidden cell
         pixels = hidden.repeat_interleave(s, 2).repeat_interleave(s, 3)
         pixels = F.pad(pixels, (0, width - cols * s, 0, height - rows * s))  # (B, 1, H, W)
         x_masked = torch.where(pixels > 0, self.mask_token.to(x.dtype), x)
