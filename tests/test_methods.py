@@ -454,6 +454,14 @@ def test_mim_shows_the_hidden_patches_it_fills_in(vit: bool) -> None:
     assert not torch.allclose(shown[hidden], x[hidden])
 
 
+@pytest.mark.parametrize("layers", [0, 2])
+def test_mim_conv_decoder_depth(layers: int) -> None:
+    method = make("mim", conv_decoder_layers=layers)
+    convs = [m for m in method.decoder if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(3, 3)] * layers + [(1, 1)]
+    assert torch.isfinite(method.training_step(batch_for(method)).loss)
+
+
 def test_mim_on_a_resnet_reads_its_last_feature_map() -> None:
     method = make("mim", build_backbone("resnet18_cifar", 3, 32))  # stride 8: 16-px squares
     pred, target, hidden, _ = method._step(torch.randn(2, 3, 32, 32), torch.Generator())
