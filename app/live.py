@@ -4,7 +4,6 @@ diagnostics. Drawn inside a fragment that polls only while the run trains (see `
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,7 @@ def _panel(run_id: str, key: str) -> None:
     _curves(f, key)
     steps = run.snapshots()
     if steps:
-        reconstructions_panel(str(run.path), steps[-1])
+        reconstructions_panel(run_id, steps[-1])
     diag = f.events("diagnostics")
     if diag:
         diagnostics_panel(diag, key)
@@ -125,18 +124,19 @@ def _curves(f: Feed, key: str) -> None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _reconstructions(run_path: str, step: int) -> np.ndarray | None:
-    """uint8 (3, n, C, H, W) of a snapshot, or None (the method reconstructs nothing)."""
+def _reconstructions(run_id: str, step: int) -> np.ndarray | None:
+    """uint8 (3, n, C, H, W) of a snapshot, or None (the method reconstructs nothing). Read
+    once per snapshot, not at every poll."""
+    run = run_dir(run_id)
     try:
-        with np.load(Path(run_path) / "snapshots" / f"step_{step:07d}.npz") as z:
-            return z["reconstructions"] if "reconstructions" in z.files else None
-    except (OSError, ValueError):  # deleted or being replaced: the next poll reads it
+        return None if run is None else run.load_snapshot(step).get("reconstructions")
+    except (OSError, ValueError):  # deleted meanwhile: the next poll reads the next one
         return None
 
 
-def reconstructions_panel(run_path: str, step: int) -> None:
+def reconstructions_panel(run_id: str, step: int) -> None:
     """What a masked image model sees and fills in, at the latest evaluation."""
-    pictures = _reconstructions(run_path, step)
+    pictures = _reconstructions(run_id, step)
     if pictures is None:
         return
     st.subheader("Reconstructions")

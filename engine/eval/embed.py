@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 import torch
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    """``module`` in eval mode inside the block, its own mode restored after (even on error)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 @torch.no_grad()
@@ -22,21 +34,17 @@ def embed_images(
 
     The method is put in eval mode for the pass and restored afterwards.
     """
-    was_training = method.training
-    method.eval()
     chunks: dict[str, list[np.ndarray]] = {}
     amp = (
         torch.autocast(device.type, dtype=autocast_dtype)
         if autocast_dtype is not None
         else contextlib.nullcontext()
     )
-    try:
+    with eval_mode(method):
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size].to(device, non_blocking=True)
             with amp:
                 out = method.embed(normalise(x))
             for key, value in out.items():
                 chunks.setdefault(key, []).append(value.float().cpu().numpy())
-    finally:
-        method.train(was_training)
     return {k: np.concatenate(v) for k, v in chunks.items()}

@@ -113,8 +113,10 @@ class MaskedImageModelling(Method):
     def _build_vit(self, vit: ViT, cfg: MIMConfig) -> None:
         d, p = vit.out_dim, vit.patch_size
         pixels = vit.in_channels * p**2
-        self.block = (cfg.mask_patch or p) // p
-        if (cfg.mask_patch or p) % p or vit.grid % self.block:
+        self.patch = p  # pixels per side of each predicted patch
+        side = cfg.mask_patch or p
+        self.block = side // p
+        if side % p or vit.grid % self.block:
             raise ValueError(
                 f"on this ViT method.mask_patch must be a multiple of its {p}-px patch that "
                 f"divides the image (got {cfg.mask_patch})"
@@ -151,7 +153,7 @@ class MaskedImageModelling(Method):
                 "MAE encodes only the visible patches, which a CNN cannot: set "
                 "method.style=simmim, or model.backbone=vit_tiny"
             )
-        self.stride = stride
+        self.patch = stride  # each cell of the feature map predicts its stride x stride pixels
         self.mask_patch = cfg.mask_patch or 2 * stride
         if self.mask_patch % stride:
             raise ValueError(
@@ -174,8 +176,8 @@ class MaskedImageModelling(Method):
 
     def _step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
         """Mask, encode, decode normalised images x (B, C, H, W). Returns the predicted and
-        the true pixels of each patch (B, N, C*p*p), ``hidden`` (B, N), 1 = hidden, and the
-        images as the encoder was shown them (B, C, H, W; for MAE the hidden patches at 0)."""
+        the true pixels of each patch (B, N, C*p*p), ``hidden`` (B, N), 1 = hidden, and, for a
+        CNN, the images as the encoder was shown them (B, C, H, W; None for a ViT)."""
         return self._vit_step(x, g) if self.vit else self._cnn_step(x, g)
 
     @torch.no_grad()
@@ -189,13 +191,19 @@ class MaskedImageModelling(Method):
         if self.cfg.norm_pix_loss:
             mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
             pred = pred * (var + 1e-6).sqrt() + mean
-        patches = torch.where(hidden[:, :, None] > 0, pred, target)  # (B, N, C*p*p)
-        p = round((target.shape[2] / x.shape[1]) ** 0.5)
+        p = self.patch
         rows, cols = x.shape[2] // p, x.shape[3] // p
-        filled = F.fold(patches.transpose(1, 2), (rows * p, cols * p), kernel_size=p, stride=p)
-        out = x.clone()
-        out[:, :, : rows * p, : cols * p] = filled.to(x.dtype)
-        return torch.stack([x, shown, out])
+
+        def image(patches: torch.Tensor) -> torch.Tensor:  # (B, N, C*p*p) -> x with them in
+            out = x.clone()
+            folded = F.fold(patches.transpose(1, 2), (rows * p, cols * p), p, stride=p)
+            out[:, :, : rows * p, : cols * p] = folded.to(x.dtype)
+            return out
+
+        hidden = hidden[:, :, None] > 0
+        if shown is None:  # the ViT: hidden patches at 0, the data set's mean colour
+            shown = image(torch.where(hidden, 0.0, target))
+        return torch.stack([x, shown, image(torch.where(hidden, pred, target))])
 
     def _vit_step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
         vit: ViT = self.backbone  # type: ignore[assignment]
@@ -216,14 +224,11 @@ class MaskedImageModelling(Method):
         else:
             tokens = torch.where(hidden[:, :, None] > 0, self.mask_token.to(tokens.dtype), tokens)
             pred = self.head(vit.encode(tokens + vit.pos_embed))  # (B, N, C*p*p)
-        p = vit.patch_size
-        visible = (1 - hidden.view(b, 1, grid, grid)).repeat_interleave(p, 2)
-        shown = x * visible.repeat_interleave(p, 3)
-        return pred, _patches(x, p), hidden, shown
+        return pred, _patches(x, vit.patch_size), hidden, None
 
     def _cnn_step(self, x: torch.Tensor, g: torch.Generator) -> tuple:
         b, _, height, width = x.shape
-        s, block = self.stride, self.mask_patch // self.stride
+        s, block = self.patch, self.mask_patch // self.patch
         rows, cols = height // s, width // s  # feature-map cells
         if -(-rows // block) * -(-cols // block) < 2:
             raise ValueError(

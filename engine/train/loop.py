@@ -37,7 +37,7 @@ from engine.device import (
     resident_budget,
 )
 from engine.eval.collapse import collapse_alarm, diagnostics
-from engine.eval.embed import embed_images
+from engine.eval.embed import embed_images, eval_mode
 from engine.eval.knn import knn_top1
 from engine.eval.linear_probe import linear_probe
 from engine.methods import METHODS, Batch, Method, StepOutput, build_method
@@ -46,6 +46,7 @@ from engine.train.prefetch import PinnedGather, stream_batches
 
 #: test images a reconstructing method (MIM) shows at each evaluation
 RECONSTRUCTIONS = 8
+
 
 class TrainingError(RuntimeError):
     """A run cannot go on; the message says why and what to try."""
@@ -235,11 +236,8 @@ class Trainer:
         nothing."""
         images = self.dataset.test.images[self.snapshot_index[:RECONSTRUCTIONS]]
         x = self.augment.normalise(images.to(self.device))
-        was_training = method.training
-        method.eval()
-        with self._amp():
+        with eval_mode(method), self._amp():
             out = method.reconstruct(x, torch.Generator(self.device).manual_seed(0))
-        method.train(was_training)
         if out is None:
             return None
         return self.augment.denormalise(out.float().flatten(0, 1)).view(out.shape).cpu().numpy()
@@ -259,14 +257,9 @@ class Trainer:
         ``method`` (default: the one training)."""
         method = self.method if method is None else method
         x0, x1 = self._probe_views()
-        was_training = method.training
-        method.eval()
-        try:
-            with self._amp():
-                out0 = method.embed(x0)
-                out1 = method.embed(x1)
-        finally:
-            method.train(was_training)
+        with eval_mode(method), self._amp():
+            out0 = method.embed(x0)
+            out1 = method.embed(x1)
         key = "z" if "z" in out0 else "h"
         as_np = lambda t: t.float().cpu().numpy()  # noqa: E731
         diag = diagnostics(as_np(out0["h"]), as_np(out0[key]), as_np(out1[key]))
