@@ -1,7 +1,8 @@
 """Tests for engine.losses: loop-based references, analytic values, symmetry, gradients, numerics.
 
-The references below are written from the papers' formulas with explicit Python loops over
-anchors and pairs, independently of the vectorised code under test.
+The references (``tests/fixtures/loss_references.py``) are written from the papers' formulas
+with explicit Python loops over anchors and pairs, independently of the vectorised code under
+test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,19 @@ from torch import Tensor
 
 from engine import losses as L
 from engine.losses import metric as metric_losses
+from tests.fixtures.loss_references import (
+    cos,
+    dist,
+    ref_barlow,
+    ref_margin_pair,
+    ref_moco,
+    ref_nt_xent,
+    ref_pairwise_margin,
+    ref_supcon,
+    ref_triplet,
+    ref_triplet_all,
+    ref_vicreg,
+)
 
 DT = torch.float64
 
@@ -32,158 +46,6 @@ def close(a: Tensor | float, b: Tensor | float, tol: float = 1e-9) -> bool:
     fa = float(a.detach()) if isinstance(a, Tensor) else a
     fb = float(b.detach()) if isinstance(b, Tensor) else b
     return math.isclose(fa, fb, rel_tol=tol, abs_tol=tol)
-
-
-# --------------------------------------------------------------------------------------------
-# Plain reference implementations
-# --------------------------------------------------------------------------------------------
-
-
-def cos(a: Tensor, b: Tensor) -> float:
-    dot = sum(float(x) * float(y) for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(float(x) ** 2 for x in a))
-    nb = math.sqrt(sum(float(y) ** 2 for y in b))
-    return dot / (na * nb)
-
-
-def ref_nt_xent(z0: Tensor, z1: Tensor, t: float) -> float:
-    z = list(z0) + list(z1)
-    n, b = len(z), len(z0)
-    total = 0.0
-    for i in range(n):
-        pos = (i + b) % n
-        den = sum(math.exp(cos(z[i], z[k]) / t) for k in range(n) if k != i)
-        total += -math.log(math.exp(cos(z[i], z[pos]) / t) / den)
-    return total / n
-
-
-def ref_moco(q: Tensor, k: Tensor, queue: Tensor | None, t: float) -> float:
-    total = 0.0
-    for i in range(len(q)):
-        negs = list(queue) if queue is not None else [k[j] for j in range(len(k)) if j != i]
-        scores = [cos(q[i], k[i]) / t] + [cos(q[i], n) / t for n in negs]
-        total += -(scores[0] - math.log(sum(math.exp(s) for s in scores)))
-    return total / len(q)
-
-
-def ref_supcon(z: Tensor, labels: list[int], t: float, base_t: float | None = None) -> float:
-    """L_out of Khosla et al. eq. 2 on z (B, V, D), anchors without positives skipped."""
-    b, v, _ = z.shape
-    items = [(s, view) for view in range(v) for s in range(b)]
-    per_anchor = []
-    for i, (si, vi) in enumerate(items):
-        positives = []
-        for p, (sp, _) in enumerate(items):
-            if p == i:
-                continue
-            if sp == si or (labels[si] != -1 and labels[si] == labels[sp]):
-                positives.append(p)
-        if not positives:
-            continue
-        den = sum(
-            math.exp(cos(z[si, vi], z[sa, va]) / t) for a, (sa, va) in enumerate(items) if a != i
-        )
-        acc = 0.0
-        for p in positives:
-            sp, vp = items[p]
-            acc += math.log(math.exp(cos(z[si, vi], z[sp, vp]) / t) / den)
-        per_anchor.append(-acc / len(positives))
-    if not per_anchor:
-        return 0.0
-    loss = sum(per_anchor) / len(per_anchor)
-    return loss * (t / base_t) if base_t is not None else loss
-
-
-def ref_barlow(z0: Tensor, z1: Tensor, lam: float, eps: float = 1e-5) -> float:
-    b, d = z0.shape
-
-    def standardise(z: Tensor) -> list[list[float]]:
-        cols = []
-        for j in range(d):
-            col = [float(z[i, j]) for i in range(b)]
-            mu = sum(col) / b
-            var = sum((x - mu) ** 2 for x in col) / b
-            cols.append([(x - mu) / math.sqrt(var + eps) for x in col])
-        return cols
-
-    a, c = standardise(z0), standardise(z1)
-    loss = 0.0
-    for i in range(d):
-        for j in range(d):
-            cij = sum(a[i][n] * c[j][n] for n in range(b)) / b
-            loss += (1 - cij) ** 2 if i == j else lam * cij**2
-    return loss
-
-
-def ref_vicreg(z0: Tensor, z1: Tensor, eps: float = 1e-4) -> dict[str, float]:
-    b, d = z0.shape
-    inv = sum(float(z0[i, j] - z1[i, j]) ** 2 for i in range(b) for j in range(d)) / (b * d)
-    var = 0.0
-    cov = 0.0
-    for z in (z0, z1):
-        means = [sum(float(z[i, j]) for i in range(b)) / b for j in range(d)]
-        for j in range(d):
-            v = sum((float(z[i, j]) - means[j]) ** 2 for i in range(b)) / (b - 1)
-            var += max(0.0, 1 - math.sqrt(v + eps)) / d / 2
-        for j in range(d):
-            for k in range(d):
-                if j != k:
-                    c = sum(
-                        (float(z[i, j]) - means[j]) * (float(z[i, k]) - means[k]) for i in range(b)
-                    ) / (b - 1)
-                    cov += c**2 / d
-    return {"invariance": inv, "variance": var, "covariance": cov}
-
-
-def dist(a: Tensor, b: Tensor, squared: bool = False) -> float:
-    sq = sum((float(x) - float(y)) ** 2 for x, y in zip(a, b, strict=True))
-    return sq if squared else math.sqrt(sq)
-
-
-def ref_margin_pair(d: float, same: bool, m: float) -> float:
-    return 0.5 * d**2 if same else 0.5 * max(0.0, m - d) ** 2
-
-
-def ref_pairwise_margin(z: Tensor, labels: list[int], m: float) -> float:
-    terms = []
-    for i in range(len(z)):
-        for j in range(i + 1, len(z)):
-            if labels[i] == -1 or labels[j] == -1:
-                continue
-            terms.append(ref_margin_pair(dist(z[i], z[j]), labels[i] == labels[j], m))
-    return sum(terms) / len(terms) if terms else 0.0
-
-
-def ref_triplet(z: Tensor, labels: list[int], m: float, squared: bool) -> float:
-    terms = []
-    for a in range(len(z)):
-        if labels[a] == -1:
-            continue
-        pos = [
-            dist(z[a], z[p], squared) for p in range(len(z)) if p != a and labels[p] == labels[a]
-        ]
-        neg = [
-            dist(z[a], z[n], squared)
-            for n in range(len(z))
-            if labels[n] != -1 and labels[n] != labels[a]
-        ]
-        if pos and neg:
-            terms.append(max(0.0, max(pos) - min(neg) + m))
-    return sum(terms) / len(terms) if terms else 0.0
-
-
-def ref_triplet_all(z: Tensor, labels: list[int], m: float, squared: bool) -> float:
-    terms = []
-    for a in range(len(z)):
-        for p in range(len(z)):
-            for n in range(len(z)):
-                if -1 in (labels[a], labels[n]) or p == a:
-                    continue
-                if labels[p] == labels[a] and labels[n] != labels[a]:
-                    gap = dist(z[a], z[p], squared) - dist(z[a], z[n], squared)
-                    terms.append(max(0.0, gap + m))
-    active = [t for t in terms if t > 0]
-    return sum(active) / len(active) if active else 0.0
 
 
 # --------------------------------------------------------------------------------------------
