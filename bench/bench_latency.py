@@ -41,7 +41,7 @@ from engine.eval.maps import MapCache, MapKey  # noqa: E402
 from engine.train.registry import RunRegistry  # noqa: E402
 from engine.train.store import RunStore  # noqa: E402
 
-#: The Train page's defaults (app/pages/train.py: DEFAULT_BATCH, DEFAULT_SECONDS, eval_setup).
+#: The Train page's defaults (app/run_form.py: DEFAULT_BATCH, DEFAULT_SECONDS, eval_setup).
 APP_DEFAULTS = {
     "train.batch_size": 128,
     "train.epochs": 10_000,
