@@ -29,19 +29,52 @@ def parse_value(text: str) -> Any:
 
 
 def load_config(path: str | None, sets: list[str]) -> RunConfig:
-    """A RunConfig from an optional YAML/JSON file and ``KEY=VALUE`` overrides."""
+    """A RunConfig from an optional YAML/JSON file and ``KEY=VALUE`` overrides.
+
+    Settings left out are the engine's defaults, and the method's own where the method has
+    them (``engine.recipe``). Raises ``ValueError`` with one line naming the file or the key.
+    """
     cfg = RunConfig()
     if path:
-        text = Path(path).read_text()
-        if path.endswith((".yaml", ".yml")):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-        cfg = RunConfig.from_dict(data)
+        data = read_config_file(path)
+        try:
+            cfg = RunConfig.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
     overrides = parse_sets(sets)
     return cfg.with_overrides(overrides) if overrides else cfg
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML (``.yaml``/``.yml``) or JSON run configuration file; ``ValueError``
+    naming the file and the line when it cannot be read or parsed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"{path}: cannot read the file ({reason})") from None
+    if str(path).endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise ValueError(f"{path}: not valid YAML{where}: {problem}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                             f"{exc.msg}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a run configuration is a mapping of sections (data, model, "
+                         f"augment, method, train, eval), not a {type(data).__name__}")
+    return data
 
 
 def parse_sets(sets: list[str]) -> dict[str, Any]:
@@ -111,17 +144,34 @@ class _Progress:
             self.bar.close()
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def prepare_run(cfg: RunConfig) -> Any:
+    """Check the whole run and load its data before anything is made for it; returns the data
+    set. Prints a note for a method that means little on the data, and the files skipped."""
+    from engine.data import load_dataset
     from engine.methods import METHODS
+    from engine.preflight import check_run
+
+    check_run(cfg)
+    dataset = load_dataset(cfg.data)
+    check_run(cfg, dataset)
+    caveat = METHODS.get(cfg.method.name).data_caveats.get(cfg.data.name)
+    if caveat:
+        print(f"note: {caveat}", file=sys.stderr)
+    if dataset.skipped:
+        names = ", ".join(e.split(" (")[0] for e in dataset.skipped_examples)
+        more = ", ..." if dataset.skipped > len(dataset.skipped_examples) else ""
+        print(f"skipped {dataset.skipped} unreadable file(s): {names}{more}", file=sys.stderr)
+    return dataset
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from engine.train.runner import run_foreground
     from engine.train.store import RunStore
 
     cfg = load_config(args.config, args.set)
-    caveat = METHODS.get(cfg.method.name).data_caveats.get(cfg.data.name)
-    if caveat:
-        print(f"note: {caveat}", file=sys.stderr)
+    dataset = prepare_run(cfg)
     store = RunStore(args.runs_dir)
-    run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet))
+    run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet), dataset=dataset)
     summary = run.summary()
     print(json.dumps({"run": str(run.path), **{k: v for k, v in summary.items()
                                                  if k not in ("dataset", "traceback")}},
@@ -191,6 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:  # a bad setting, file or folder: one line, status 2
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

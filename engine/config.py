@@ -4,6 +4,15 @@
 directory and is what the UI form, the CLI (``--set KEY=VALUE``) and the tests build.
 Method hyper-parameters live in ``method.params`` and are validated against the method's own
 config dataclass (see ``engine.methods``).
+
+Every setting is declared once, here: its default, help, bounds and choices sit in the field's
+metadata (:func:`setting`); :func:`validate` and the Train page's form are derived from them.
+
+A few settings are *the method's own* unless given: ``augment.preset`` (``""``),
+``train.batch_size``, ``train.lr`` and ``train.warmup_epochs`` (``None``). A ``RunConfig``
+fills them in from its method when it is made (``engine.recipe``), so every ``RunConfig`` is
+complete and ``config.json`` holds concrete values; an explicit value always wins, and
+:meth:`RunConfig.with_overrides` with another ``method.name`` gives that method's values.
 """
 
 from __future__ import annotations
@@ -14,70 +23,105 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
+def setting(
+    default: Any,
+    help: str,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple | None = None,
+    above: float | None = None,
+) -> Any:
+    """A config field with its help, inclusive bounds (``low``, ``high``), a strict lower bound
+    (``above``) and allowed ``choices``: what validation and the form read."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "above": above}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "shapes"  # a registered data set (python -m engine list datasets)
-    image_size: int = 32  # pixels; images are resized once, at load time
-    root: str = ""  # folder data set: the image folder; others: ignored
-    data_dir: str = ""  # where downloads and decoded caches go ("" = ./data_cache)
-    labels_per_class: int = 0  # keep labels for this many train images per class (0 = all)
-    train_size: int = 0  # 0 = the data set's own size; shapes: images generated
-    test_size: int = 0  # 0 = the data set's own size
-    seed: int = 0  # shapes generation and the labelled subset (fixed, so runs share images)
+    name: str = setting("shapes", "A registered data set (python -m engine list datasets).")
+    image_size: int = setting(32, "Pixels; images are resized once, at load time.", 8, 512)
+    root: str = setting("", "Folder data set: the image folder (class sub-folders, or a flat "
+                        "folder of unlabelled images) or an archive of one.")
+    data_dir: str = setting("", "Where downloads and decoded caches go (\"\" = ./data_cache).")
+    labels_per_class: int = setting(0, "Keep labels for only this many train images per class "
+                                    "(semi-supervised methods; 0 = all).", 0)
+    train_size: int = setting(0, "Train images (0 = the data set's own size; shapes: images "
+                              "generated).", 0)
+    test_size: int = setting(0, "Test images (0 = the data set's own size).", 0)
+    seed: int = setting(0, "Shapes generation and the labelled subset (fixed, so runs share "
+                        "images).")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: str = "small_cnn"  # python -m engine list backbones
-    width: int = 0  # small_cnn / vit: channel width (0 = the backbone's default)
+    backbone: str = setting("small_cnn", "python -m engine list backbones. small_cnn is fast on "
+                            "a CPU; vit_tiny is for masked image modelling (MAE).")
+    width: int = setting(0, "small_cnn / vit: channel width (0 = the backbone's default).", 0)
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    preset: str = "simclr"  # python -m engine list presets
+    preset: str = setting("", "python -m engine list presets (\"\" = the method's own).")
     # Explicit per-view pipelines; when given they replace the preset. Each view is a list of
     # ops: {"op": "color_jitter", "p": 0.8, "brightness": 0.4, ...}.
-    views: tuple = ()
-    disable: tuple = ()  # op names switched off in every view (teaching switch)
+    views: tuple = setting((), "Per-view op lists that replace the preset.")
+    disable: tuple = setting((), "Op names switched off in every view (a teaching switch).")
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = "simclr"  # python -m engine list methods
+    name: str = setting("simclr", "python -m engine list methods.")
     params: dict = field(default_factory=dict)  # overrides of the method's own config
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 256  # images per step (before views)
-    epochs: float = 10  # passes over the train split; 0 = evaluate the untrained backbone
-    max_seconds: float = 0  # stop after this wall time, a normal finish (0 = no limit)
-    optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 2e-3  # per 256 images; scaled linearly with batch_size
-    weight_decay: float = 1e-4
-    momentum: float = 0.9  # sgd
-    warmup_epochs: float = 0.5  # linear warm-up, then cosine decay to 0
-    device: str = "auto"  # auto | cpu | cuda | mps
-    precision: str = "auto"  # auto (bf16 on CUDA) | fp32 | bf16
-    compile: bool = False  # torch.compile the step (CUDA; pays off on long runs only)
-    channels_last: bool = True  # NHWC memory format on CUDA and the CPU
-    checkpoint_every_seconds: float = 120  # 0 = only at the end
+    batch_size: int | None = setting(
+        None, "Images per step (each seen in two or more views); None = the method's own.",
+        2, 65536)
+    epochs: float = setting(0.0, "Passes over the train split (0 = no step bound: the time "
+                            "budget ends the run; 0 with no time budget evaluates the "
+                            "untrained backbone).", 0)
+    max_seconds: float = setting(120.0, "Time budget in seconds: training stops after this wall "
+                                 "time, a normal finish (0 = no limit).", 0)
+    optimizer: str = setting("adamw", "AdamW: fast on short runs. SGD with momentum: the "
+                             "papers' choice for long ones, at a larger learning rate.",
+                             choices=("adamw", "sgd"))
+    lr: float | None = setting(None, "Learning rate per 256 images, scaled linearly with the "
+                               "batch size; None = the method's own (SGD: 0.05).", above=0)
+    weight_decay: float = setting(1e-4, "Decoupled weight decay (AdamW) or L2 (SGD).", 0, 1)
+    momentum: float = setting(0.9, "SGD momentum.", 0, 0.999)
+    warmup_epochs: float | None = setting(
+        None, "Linear warm-up of the learning rate (epochs), then cosine decay to 0 at the end "
+        "of the budget; None = the method's own.", 0)
+    device: str = setting("auto", "Where to train.", choices=("auto", "cpu", "cuda", "mps"))
+    precision: str = setting("auto", "auto = bf16 on CUDA.", choices=("auto", "fp32", "bf16"))
+    compile: bool = setting(False, "torch.compile the step (CUDA; pays off on long runs only).")
+    channels_last: bool = setting(True, "NHWC memory format on CUDA and the CPU.")
+    checkpoint_every_seconds: float = setting(120.0, "Checkpoint cadence (0 = only at the end).",
+                                              0)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    every_seconds: float = 15  # kNN evaluation and embedding snapshot cadence
-    every_epochs: float = 0  # or every N epochs (0 = use every_seconds)
-    knn_k: int = 20  # neighbours for the weighted kNN vote
-    knn_temperature: float = 0.1  # weight = exp(cos / T)  (Wu et al. 2018)
-    knn_train_size: int = 5000  # train images used as the kNN memory bank (0 = all)
-    knn_test_size: int = 1000  # test images classified (0 = all)
-    linear_probe: bool = True  # at the end: a linear head on frozen h (bank -> test queries)
-    snapshot_size: int = 1000  # test images embedded in each map snapshot
-    diagnostics_every_steps: int = 20  # collapse diagnostics on a fixed probe batch (0 = off);
-    # their cost against training: bench/bench_diagnostics.py, BENCHMARKS.md
-    probe_size: int = 128  # images in that probe batch (256: about 7 % of a CPU step's time)
-    batch_size: int = 512  # images per forward pass while embedding
+    every_seconds: float = setting(15.0, "Wall time between evaluations (kNN and a new map); the "
+                                   "engine spaces them further when one takes long.", 0)
+    every_epochs: float = setting(0.0, "Or every N epochs (0 = use every_seconds).", 0)
+    knn_k: int = setting(20, "Neighbours in the weighted kNN vote.", 1)
+    knn_temperature: float = setting(0.1, "kNN vote weight exp(cos / T) (Wu et al. 2018).",
+                                     above=0)
+    knn_train_size: int = setting(1000, "Train images embedded as the kNN memory bank at each "
+                                  "evaluation (0 = all). More is more accurate and slower.", 0)
+    knn_test_size: int = setting(1000, "Test images classified by kNN (0 = all).", 0)
+    linear_probe: bool = setting(True, "At the end: a linear head on frozen h (bank -> test "
+                                 "queries).")
+    snapshot_size: int = setting(1000, "Test images embedded in each map snapshot.", 0)
+    # diagnostics' cost against training: bench/bench_diagnostics.py, BENCHMARKS.md
+    diagnostics_every_steps: int = setting(20, "Collapse diagnostics on a fixed probe batch "
+                                           "every N steps (0 = off).", 0)
+    probe_size: int = setting(128, "Images in that probe batch.", 2)
+    batch_size: int = setting(512, "Images per forward pass while embedding.", 1)
 
 
 @dataclass(frozen=True)
@@ -91,12 +135,33 @@ class RunConfig:
     seed: int = 0
     name: str = ""  # a label for the run list ("" = method on data set)
 
+    def __post_init__(self) -> None:
+        from engine.recipe import fill
+
+        own: frozenset[str] = frozenset()
+        for section, values in fill(self).items():
+            current = getattr(self, section)
+            object.__setattr__(self, section, dataclasses.replace(current, **values))
+            own |= {f"{section}.{k}" for k in values}
+        # the dotted keys taken from the method: a copy with another method takes its values
+        object.__setattr__(self, "_from_method", own)
+
     # ---- serialisation -------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+    def to_dict(self, *, partial: bool = False) -> dict[str, Any]:
+        """Every field, JSON-able (what ``config.json`` holds). ``partial``: the fields taken
+        from the method left to it again (``None`` or ``""``), as they were given."""
+        d = _jsonable(dataclasses.asdict(self))
+        if partial:
+            for key in getattr(self, "_from_method", ()):
+                section, name = key.split(".")
+                d[section][name] = getattr(SECTIONS[section](), name)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"a run configuration is a mapping of sections, got "
+                             f"{type(d).__name__}")
         d = dict(d)
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
@@ -109,15 +174,13 @@ class RunConfig:
             kwargs[f.name] = _build(sub, d[f.name], f.name) if sub else d[f.name]
         return cls(**kwargs)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
         """A copy with dotted keys set: ``{"train.batch_size": 128, "method.temperature": 0.2}``.
 
-        Keys under ``method.`` other than ``method.name`` go to ``method.params``.
+        Keys under ``method.`` other than ``method.name`` go to ``method.params``. Settings
+        this config took from its method are left to the (possibly new) method again.
         """
-        d = self.to_dict()
+        d = self.to_dict(partial=True)
         for key, value in overrides.items():
             parts = key.split(".")
             if parts[0] == "method" and len(parts) == 2 and parts[1] not in ("name", "params"):
@@ -164,8 +227,13 @@ def _jsonable(x: Any) -> Any:
 
 def _coerce(value: Any, default: Any, key: str, annotation: str = "") -> Any:
     """Convert a value (often a string from the CLI) to the field's type (its annotation, else
-    the type of its default)."""
-    if annotation == "float" and not isinstance(default, bool):
+    the type of its default). A field that may be ``None`` (the method's own) takes ``None``."""
+    if default is None or annotation.endswith("| None"):
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        if default is None:
+            default = 0.0 if annotation.startswith("float") else 0
+    if annotation.startswith("float") and not isinstance(default, bool):
         default = float(default)
     try:
         if isinstance(default, bool):
@@ -177,18 +245,24 @@ def _coerce(value: Any, default: Any, key: str, annotation: str = "") -> Any:
                 raise ValueError
             return bool(value)
         if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
+            if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(float(value)) if isinstance(value, str) else int(value)
         if isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError
             return float(value)
         if isinstance(default, str):
+            if not isinstance(value, str | int | float):
+                raise ValueError
             return str(value)
         if isinstance(default, tuple):
             if isinstance(value, str):
                 value = json.loads(value) if value.strip().startswith("[") else [
                     v for v in value.split(",") if v
                 ]
+            if not isinstance(value, list | tuple):
+                raise ValueError
             return _freeze(value)
     except (TypeError, ValueError):
         expected = type(default).__name__
@@ -225,26 +299,33 @@ def _build(cls: type, d: Any, section: str) -> Any:
     return cls(**kwargs)
 
 
+def check_setting(key: str, value: Any, meta: Any) -> None:
+    """Raise ``ValueError`` naming ``key`` when ``value`` breaks its declared bounds or choices
+    (``meta``: a field's metadata, see :func:`setting`)."""
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, choices))} (got {value!r})")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+    if value != value:  # NaN
+        raise ValueError(f"{key} must be a number (got {value})")
+    if low is not None and value < low:
+        raise ValueError(f"{key} must be at least {low:g} (got {value:g})")
+    if high is not None and value > high:
+        raise ValueError(f"{key} must be at most {high:g} (got {value:g})")
+    if above is not None and value <= above:
+        word = "positive" if above == 0 else f"above {above:g}"
+        raise ValueError(f"{key} must be {word} (got {value:g})")
+
+
 def validate(cfg: RunConfig) -> None:
-    """Raise ``ValueError`` with an actionable message when a setting is impossible."""
-    t, d, e = cfg.train, cfg.data, cfg.eval
-    checks = [
-        (d.image_size >= 8, f"data.image_size must be at least 8 px (got {d.image_size})"),
-        (d.image_size <= 512, f"data.image_size must be at most 512 px (got {d.image_size})"),
-        (d.labels_per_class >= 0, "data.labels_per_class must be 0 (all) or positive"),
-        (t.batch_size >= 2, f"train.batch_size must be at least 2 (got {t.batch_size})"),
-        (t.batch_size <= 65536, f"train.batch_size is too large ({t.batch_size})"),
-        (t.epochs >= 0, f"train.epochs must be 0 or more (got {t.epochs})"),
-        (t.max_seconds >= 0, "train.max_seconds must be 0 (no limit) or positive"),
-        (t.lr > 0, f"train.lr must be positive (got {t.lr})"),
-        (t.weight_decay >= 0, "train.weight_decay must be 0 or positive"),
-        (t.optimizer in ("adamw", "sgd"), "train.optimizer must be adamw or sgd"),
-        (t.device in ("auto", "cpu", "cuda", "mps"), "train.device must be auto, cpu, cuda or mps"),
-        (t.precision in ("auto", "fp32", "bf16"), "train.precision must be auto, fp32 or bf16"),
-        (e.knn_k >= 1, "eval.knn_k must be at least 1"),
-        (e.knn_temperature > 0, "eval.knn_temperature must be positive"),
-        (e.every_seconds >= 0 and e.every_epochs >= 0, "eval cadence must be 0 or positive"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+    """Raise ``ValueError`` naming the key when a setting is impossible: every field against
+    its declared bounds and choices (:func:`setting`)."""
+    for section, cls in SECTIONS.items():
+        values = getattr(cfg, section)
+        for f in fields(cls):
+            value = getattr(values, f.name)
+            if value is None:
+                raise ValueError(f"{section}.{f.name} is not set")
+            check_setting(f"{section}.{f.name}", value, f.metadata)

@@ -170,17 +170,11 @@ def load_lesson(name: str | Path) -> Lesson:
 
 
 def _validate_run(lesson: Lesson, run_name: str) -> None:
-    """Every setting of a run checked now, not mid-lesson: config keys and values, the method
-    and its options, the augmentation preset."""
-    from engine.augment import resolve_views
-    from engine.config import validate
-    from engine.methods import METHODS, build_method_config
+    """Every setting of a run checked now, not mid-lesson (``engine.preflight.check_run``)."""
+    from engine.preflight import check_run
 
     try:
-        cfg = lesson.config(run_name)
-        validate(cfg)
-        build_method_config(METHODS.get(cfg.method.name), cfg.method.params)
-        resolve_views(cfg.augment)
+        check_run(lesson.config(run_name))
     except (ValueError, KeyError) as exc:
         raise ValueError(f"lesson {lesson.name}, run {run_name!r}: {exc}") from None
 

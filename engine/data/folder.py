@@ -21,6 +21,10 @@ photos never sit in memory at full size. Transparent pixels are composited onto 
 orientation is applied. Files that are not images (by extension) or cannot be decoded are
 skipped and counted in ``Dataset.skipped``, with a few examples in ``skipped_examples``.
 Decoding is :mod:`engine.data.decode`'s.
+
+The folder is walked by :class:`engine.data.walk.FolderWalk`: at most ``SSL_STUDIO_MAX_FILES``
+entries, and in LAN mode only inside the server's data roots (``engine.data.roots``), never
+following a link out of the folder.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from engine.config import DataConfig
 from engine.data.base import DATASETS, DataError, Dataset, Split
 from engine.data.decode import decode_all
 from engine.data.loading import data_root, subsample_index
+from engine.data.roots import check_allowed
+from engine.data.walk import FolderWalk
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
@@ -56,7 +62,6 @@ TEST_FRACTION = 0.2
 SKIPPED_EXAMPLES = 5
 
 _MARKER = ".source.json"
-_IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
 
 
 # ---- listing ---------------------------------------------------------------------------------
@@ -72,48 +77,32 @@ class _Listing:
         return len(self.loose) + sum(len(v) for v in self.by_class.values())
 
 
-def _visible(name: str) -> bool:
-    return not name.startswith(".") and name not in _IGNORED_NAMES
+def _is_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _subdirs(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and _visible(e.name))
-
-
-def _images_under(folder: Path, root: Path, skipped: list[str]) -> list[str]:
-    """Image files under ``folder`` (recursive, sorted), as paths relative to ``root``."""
-    found: list[str] = []
-    seen: set[str] = set()  # real paths walked, so a symlink loop is walked once
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if _visible(d))
-        prefix = os.path.relpath(dirpath, root).replace(os.sep, "/") + "/"
-        for name in sorted(filenames):
-            if not _visible(name):
-                continue
-            rel = prefix + name
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(rel)
-            else:
-                skipped.append(f"{rel} (not an image file)")
+def _images_under(walk: FolderWalk, folder: Path, skipped: list[str]) -> list[str]:
+    """Image files under ``folder`` (recursive), as paths relative to the walk's root."""
+    found = []
+    for rel in walk.files_under(folder):
+        if _is_image(rel):
+            found.append(rel)
+        else:
+            skipped.append(f"{rel} (not an image file)")
     return found
 
 
-def _scan(folder: Path, root: Path) -> _Listing:
+def _scan(walk: FolderWalk, folder: Path) -> _Listing:
     listing = _Listing()
-    for name in _subdirs(folder):
-        listing.by_class[name] = _images_under(folder / name, root, listing.skipped)
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_file() and _visible(entry.name):
-            rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
-            if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                listing.loose.append(rel)
-            else:
-                listing.skipped.append(f"{rel} (not an image file)")
+    dirs, files = walk.entries(folder)
+    for name in dirs:
+        listing.by_class[name] = _images_under(walk, folder / name, listing.skipped)
+    for name in files:
+        rel = os.path.relpath(folder / name, walk.root).replace(os.sep, "/")
+        if _is_image(name):
+            listing.loose.append(rel)
+        else:
+            listing.skipped.append(f"{rel} (not an image file)")
     return listing
 
 
@@ -224,12 +213,13 @@ def _marker_matches(target: Path, source: dict) -> bool:
 
 def _content_root(folder: Path) -> Path:
     """Look through single wrapper folders (``archive/cifar10/train/...`` -> ``cifar10``)."""
+    walk = FolderWalk(folder)
     while True:
-        entries = [e for e in os.scandir(folder) if _visible(e.name)]
-        if len(entries) != 1 or not entries[0].is_dir():
+        dirs, files = walk.entries(folder)
+        if len(dirs) != 1 or files:
             return folder
-        inner = Path(entries[0].path)
-        if not _subdirs(inner):
+        inner = folder / dirs[0]
+        if not walk.entries(inner)[0]:
             return folder  # a single class folder: keep it as the class
         folder = inner
 
@@ -241,36 +231,45 @@ def resolve_root(cfg: DataConfig) -> Path:
             "data.root is empty: set it to a folder of images (one sub-folder per class, "
             "ImageFolder layout), a flat folder of images, or a .zip/.tar.gz archive of one"
         )
-    path = Path(cfg.root).expanduser().absolute()
+    path = check_allowed(cfg.root)
     if not path.exists():
-        raise DataError(f"the image folder {path} does not exist (data.root = {cfg.root!r})")
+        raise DataError(f"data.root: the image folder {path} does not exist")
     if path.is_file():
         return _content_root(extract_archive(path, data_root(cfg)))
     return path
 
 
 # ---- the loader ------------------------------------------------------------------------------
-@DATASETS.register("folder")
-def load_folder(cfg: DataConfig) -> Dataset:
-    """Load the image folder (or archive) at ``cfg.root``; see the module docstring."""
+@dataclass
+class _Folder:
+    """What the listing of a data set folder found, before anything is decoded."""
+
+    root: Path
+    train: _Listing
+    test: _Listing
+    pool: _Listing  # unlabelled images (``pool.loose``) and every skipped file
+    class_names: list[str]
+
+
+def _list_folder(cfg: DataConfig) -> _Folder:
     root = resolve_root(cfg)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder of images")
-    top = _subdirs(root)
+    walk = FolderWalk(root)
+    top = walk.entries(root)[0]
     train_dir, test_dir = _find(top, TRAIN_DIRS), _find(top, TEST_DIRS)
     unlabelled_dir = _find(top, UNLABELLED_DIRS) if train_dir else None
 
     if train_dir:
-        train_list = _scan(root / train_dir, root)
-        test_list = _scan(root / test_dir, root) if test_dir else None
+        train_list = _scan(walk, root / train_dir)
+        test_list = _scan(walk, root / test_dir) if test_dir else None
     else:
-        train_list, test_list = _scan(root, root), None
+        train_list, test_list = _scan(walk, root), None
     pool = _Listing(skipped=list(train_list.skipped))
     if unlabelled_dir:
-        pool.loose = _images_under(root / unlabelled_dir, root, pool.skipped)
+        pool.loose = _images_under(walk, root / unlabelled_dir, pool.skipped)
 
     class_names = sorted(set(train_list.by_class) | set(test_list.by_class if test_list else ()))
-    index = {name: i for i, name in enumerate(class_names)}
     if test_list is None:  # fixed stratified 80/20 split, per class and for the loose pool
         test_list = _Listing()
         for name, members in train_list.by_class.items():
@@ -278,6 +277,28 @@ def load_folder(cfg: DataConfig) -> Dataset:
         train_list.loose, test_list.loose = _hash_split(train_list.loose)
     else:
         pool.skipped += test_list.skipped
+    return _Folder(root, train_list, test_list, pool, class_names)
+
+
+def survey_folder(cfg: DataConfig) -> dict[str, int]:
+    """Count what the folder at ``cfg.root`` holds, decoding nothing: ``{"images",
+    "labelled"}`` (image files, and those of the train split in a class folder). Raises
+    :class:`DataError` (or ``DataRootRefused`` in LAN mode) as the loader would."""
+    found = _list_folder(cfg)
+    labelled = sum(len(v) for v in found.train.by_class.values())
+    images = found.train.count() + found.test.count() + len(found.pool.loose)
+    if images == 0:
+        raise DataError(_empty_message(found.root, found.pool.skipped))
+    return {"images": images, "labelled": labelled}
+
+
+@DATASETS.register("folder")
+def load_folder(cfg: DataConfig) -> Dataset:
+    """Load the image folder (or archive) at ``cfg.root``; see the module docstring."""
+    found = _list_folder(cfg)
+    root, train_list, test_list, pool = found.root, found.train, found.test, found.pool
+    class_names = found.class_names
+    index = {name: i for i, name in enumerate(class_names)}
 
     total = train_list.count() + test_list.count() + len(pool.loose)
     if total == 0:

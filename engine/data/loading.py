@@ -43,7 +43,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.config import DataConfig
-from engine.data.base import DATASETS, Dataset, Split
+from engine.data.base import DATASETS, DataError, Dataset, Split
+from engine.data.roots import check_allowed, max_files
 
 log = logging.getLogger(__name__)
 
@@ -212,17 +213,21 @@ def _root_fingerprint(root: str) -> dict[str, Any] | None:
     """What identifies the contents of ``root``: enough to notice added/edited/removed files."""
     if not root:
         return None
-    path = Path(root).expanduser().absolute()
+    path = check_allowed(root)  # LAN mode: refused before anything under it is listed
     try:
         st = path.stat()
     except OSError:
         return {"path": str(path), "missing": True}
     if not path.is_dir():
         return {"path": str(path), "size": st.st_size, "mtime": st.st_mtime_ns}
-    files, total, newest = 0, 0, st.st_mtime_ns
-    for dirpath, dirnames, filenames in os.walk(path):
+    files, total, newest, cap = 0, 0, st.st_mtime_ns, max_files()
+    for dirpath, dirnames, filenames in os.walk(path):  # links to folders are not followed
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         newest = max(newest, os.stat(dirpath).st_mtime_ns)
+        if files + len(filenames) > cap:
+            raise DataError(f"{path} holds more than {cap:,} files; reading stopped there. "
+                            "Point data.root at a smaller folder (the limit is "
+                            "SSL_STUDIO_MAX_FILES)")
         for name in filenames:
             try:
                 fst = os.stat(os.path.join(dirpath, name))

@@ -1,0 +1,93 @@
+"""One check of a whole run before anything is made for it.
+
+:func:`check_run` is called by the CLI, the run registry (the Train page) and the lessons
+before a run directory exists: every config value against its declaration, the method and its
+options, the backbone, the augmentation views, the data (the folder exists, is allowed in LAN
+mode, holds images) and labels when the method needs them. A bad run raises ``ValueError``
+with one line that names the key or the file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.config import RunConfig, validate
+
+if TYPE_CHECKING:
+    from engine.data import Dataset
+
+
+def check_run(cfg: RunConfig, dataset: Dataset | None = None) -> None:
+    """Raise ``ValueError`` (one line naming the key or file) when ``cfg`` cannot run.
+
+    ``dataset``: the run's data when already loaded (labels are then counted in it); without
+    it a folder data set is listed (nothing decoded) and built-in ones are taken as labelled.
+    A folder outside the data roots in LAN mode raises ``DataRootRefused`` (a ``ValueError``
+    too) before anything under it is read.
+    """
+    validate(cfg)
+    method = _check_method(cfg)
+    _check_names(cfg)
+    _check_views(cfg)
+    labelled = _check_data(cfg, dataset)
+    if method.needs_labels and labelled == 0:
+        raise ValueError(
+            f"method.name: {cfg.method.name} needs labels, but {_data_words(cfg)} has none; "
+            "pick a self-supervised method or a folder with one sub-folder per class"
+        )
+
+
+def _check_method(cfg: RunConfig) -> type:
+    from engine.methods import METHODS, build_method_config
+
+    try:
+        method = METHODS.get(cfg.method.name)
+    except ValueError as exc:
+        raise ValueError(f"method.name: {exc}") from None
+    build_method_config(method, cfg.method.params)
+    return method
+
+
+def _check_names(cfg: RunConfig) -> None:
+    from engine.data import DATASETS
+    from engine.models import BACKBONES
+
+    for key, registry, name in (("data.name", DATASETS, cfg.data.name),
+                                ("model.backbone", BACKBONES, cfg.model.backbone)):
+        try:
+            registry.get(name)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+
+
+def _check_views(cfg: RunConfig) -> None:
+    from engine.augment import resolve_views
+
+    try:
+        views = resolve_views(cfg.augment)
+    except (ValueError, KeyError, TypeError) as exc:
+        text = str(exc).strip("'\"")
+        key = "augment.views" if cfg.augment.views else "augment.preset"
+        raise ValueError(text if text.startswith("augment.") else f"{key}: {text}") from None
+    if not views:
+        raise ValueError("augment: the run needs at least one view")
+
+
+def _check_data(cfg: RunConfig, dataset: Dataset | None) -> int | None:
+    """Labelled train images (None: not known before loading, taken as labelled)."""
+    if dataset is not None:
+        if len(dataset.train) < 2:
+            raise ValueError(f"data: the train split of {_data_words(cfg)} has fewer than 2 "
+                             "images")
+        return int((dataset.train.labels >= 0).sum())
+    if cfg.data.name != "folder":
+        return None
+    from engine.data.folder import survey_folder
+
+    return survey_folder(cfg.data)["labelled"]
+
+
+def _data_words(cfg: RunConfig) -> str:
+    if cfg.data.name == "folder":
+        return f"the image folder {cfg.data.root}"
+    return f"the data set {cfg.data.name!r}"

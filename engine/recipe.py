@@ -1,0 +1,66 @@
+"""A method's recipe: the settings a run leaves to its method, resolved in one place.
+
+``augment.preset`` (``""``), ``train.batch_size``, ``train.lr`` and ``train.warmup_epochs``
+(``None``) mean "the method's own": its ``Method.default_preset`` and ``Method.train_defaults``,
+else the engine's :data:`TRAIN_RECIPE` (SGD's learning rate is :data:`SGD_LR`). An explicit
+value always wins. A ``RunConfig`` calls :func:`fill` when it is made, so the Train page, the
+CLI (``--set method.name=X``), the lessons, the tests and the benchmarks all get the same run
+for the same method, and ``config.json`` is complete.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
+
+#: what a method gets when it declares nothing else (``Method.train_defaults`` overrides)
+TRAIN_RECIPE: dict[str, float] = {
+    "batch_size": 128,  # a step in about a second on a 2-core CPU: the curves move at once
+    "lr": 2e-3,  # per 256 images, AdamW
+    "warmup_epochs": 0.5,
+}
+#: SGD's learning rate per 256 images: SimSiam's (Chen & He 2020, section 4)
+SGD_LR = 0.05
+#: the preset of a method that names none (``Method.default_preset``'s own default)
+DEFAULT_PRESET = "simclr"
+
+
+def recipe(method: str, optimizer: str = "adamw") -> dict[str, Any]:
+    """The settings ``method`` brings: ``{"augment.preset", "train.batch_size", "train.lr",
+    "train.warmup_epochs"}``. An unknown method gets the engine's (the run's check names it)."""
+    from engine.methods import METHODS
+
+    cls = METHODS.get(method) if method in METHODS else None
+    train = {**TRAIN_RECIPE, "lr": SGD_LR if optimizer == "sgd" else TRAIN_RECIPE["lr"]}
+    if cls is not None:
+        train.update(cls.train_defaults)
+    preset = cls.default_preset if cls is not None else DEFAULT_PRESET
+    return {"augment.preset": preset, **{f"train.{k}": v for k, v in train.items()}}
+
+
+def fill(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Section -> {field: value} for every setting ``cfg`` leaves to its method (empty when it
+    leaves none). ``RunConfig`` applies this when it is made."""
+    own = recipe(cfg.method.name, cfg.train.optimizer)
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in own.items():
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) in (None, ""):
+            if name == "batch_size":
+                value = int(value)
+            elif name in ("lr", "warmup_epochs"):
+                value = float(value)
+            out.setdefault(section, {})[name] = value
+    return out
+
+
+def resolve(cfg: RunConfig | dict[str, Any]) -> RunConfig:
+    """The full configuration of a run (what ``config.json`` saves) from a ``RunConfig`` or a
+    partial dict of sections: every setting left to the method filled in from its recipe."""
+    from engine.config import RunConfig
+
+    if isinstance(cfg, dict):
+        return RunConfig.from_dict(cfg)
+    return cfg.with_overrides({})
