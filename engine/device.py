@@ -34,13 +34,25 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return torch.bfloat16 if device.type == "cuda" else None
 
 
+#: torch's intra-op thread count when the engine was imported (to tell a user's own choice)
+_THREADS_AT_IMPORT = torch.get_num_threads()
+#: environment variables by which a user fixes the CPU thread count
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def configure_cpu_threads() -> None:
-    """Use every core for intra-op work (torch's default can be lower in some containers).
+    """Use every core for intra-op work (torch's default can be lower in some containers),
+    unless the user chose a thread count: ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` set, or
+    ``torch.set_num_threads`` called since the engine was imported. Both are respected.
 
     Every core pays off only while the threads sleep when they wait (``OMP_WAIT_POLICY``
     ``PASSIVE``, set by ``engine/__init__.py`` before torch loads): with spinning waits, a
     machine busy with other work makes 2 threads slower than 1 (BENCHMARKS.md).
     """
+    if any(os.environ.get(v, "").strip() for v in THREAD_VARIABLES):
+        return
+    if torch.get_num_threads() != _THREADS_AT_IMPORT:
+        return
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if n and torch.get_num_threads() != n:
         torch.set_num_threads(n)

@@ -1,5 +1,6 @@
 """The training loop, the background runner and the run store working together."""
 
+import subprocess
 import threading
 import time
 
@@ -26,6 +27,13 @@ TINY = {
 
 def tiny(**overrides) -> RunConfig:
     return RunConfig().with_overrides({**TINY, **overrides})
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def run_threads() -> list[str]:
@@ -55,7 +63,8 @@ def test_foreground_run_writes_a_complete_run_directory(tmp_path):
 
 def test_epochs_zero_evaluates_the_untrained_backbone(tmp_path):
     run, last = run_foreground(
-        tiny(**{"train.epochs": 0, "model.backbone": "pixels"}), RunStore(tmp_path)
+        tiny(**{"train.epochs": 0, "train.max_seconds": 0, "model.backbone": "pixels"}),
+        RunStore(tmp_path),
     )
     assert last["type"] == "finished" and last["steps"] == 0
     assert 0.0 <= run.summary()["knn_top1"] <= 1.0
@@ -93,7 +102,8 @@ def test_bad_input_fails_the_run_not_the_process(tmp_path):
 
 
 def test_runner_pause_resume_stop_and_no_thread_left(tmp_path):
-    runner = Runner(tiny(**{"train.epochs": 1000}), RunStore(tmp_path)).start()
+    cfg = tiny(**{"train.epochs": 1000})
+    runner = Runner(cfg, RunStore(tmp_path).create(cfg)).start()
     cursor, steps = 0, []
     deadline = time.time() + 60
     while not steps and time.time() < deadline:  # wait for training to start
@@ -117,7 +127,7 @@ def test_runner_pause_resume_stop_and_no_thread_left(tmp_path):
     assert time.perf_counter() - t0 < 10
     assert run_threads() == []
     summary = runner.run.summary()
-    assert summary["status"] == "stopped"
+    assert summary["status"] == "stopped" and summary["resumable"] is True
 
 
 def test_registry_reports_status_and_interrupted_runs(tmp_path):
@@ -126,7 +136,8 @@ def test_registry_reports_status_and_interrupted_runs(tmp_path):
     runner.join(120)
     assert registry.status(runner.id) == "finished"
     # A run whose process died mid-training reads as interrupted after a restart.
-    dead = registry.store.create(tiny())
+    dead = registry.store.create(tiny(), status="running")
+    dead.write_summary({"pid": dead_pid()})
     assert RunRegistry(RunStore(tmp_path)).status(dead.id) == "interrupted"
     with pytest.raises(ValueError, match="batch_size"):
         registry.start(tiny(**{"train.batch_size": 1}))

@@ -1,9 +1,13 @@
 import io
 import json
+import os
+import subprocess
 import threading
+import time
 import zipfile
 
 import numpy as np
+import pytest
 
 from engine.config import RunConfig
 from engine.train.events import EventLog
@@ -13,9 +17,11 @@ from engine.train.store import RunDir, RunStore
 def test_run_directory_round_trip(tmp_path):
     store = RunStore(tmp_path)
     cfg = RunConfig().with_overrides({"method.name": "supcon"})
-    run = store.create(cfg)
+    run = store.create(cfg, owner="ada")
     assert run.config() == cfg
-    assert run.summary()["status"] == "running"
+    summary = run.summary()
+    assert summary["status"] == "queued" and summary["owner"] == "ada"
+    assert summary["pid"] == os.getpid() and summary["heartbeat"] > time.time() - 5
     run.append_metric({"type": "step", "step": 1, "loss": 2.0})
     run.append_metric({"type": "eval", "step": 1, "knn_top1": 0.5})
     assert [m["step"] for m in run.metrics("step")] == [1]
@@ -47,14 +53,76 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
     assert not list(run.path.glob(".*tmp"))
 
 
-def test_store_rejects_path_tricks(tmp_path):
+@pytest.mark.parametrize("bad", ["..", "../x", "/etc", "a/b", "", ".", "a..b", ".hidden",
+                                 "x/../y", "runs/../../etc"])
+def test_store_refuses_what_is_not_a_run_id_and_deletes_nothing(tmp_path, bad):
+    root = tmp_path / "runs"
+    store = RunStore(root)
+    run = store.create(RunConfig())
+    sibling = tmp_path / "x"  # what "../x" would name
+    sibling.mkdir()
+    (sibling / "config.json").write_text("{}")
+    (tmp_path / "keep.txt").write_text("keep")
+    for act in (store.get, store.delete):
+        with pytest.raises(ValueError, match="not a run id"):
+            act(bad)
+    assert (sibling / "config.json").exists() and (tmp_path / "keep.txt").exists()
+    assert (run.path / "config.json").exists()
+
+
+def test_store_refuses_a_link_out_of_the_root(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    (store.root / "link").symlink_to(outside)
+    with pytest.raises(ValueError, match="not a run id"):
+        store.delete("link")
+    assert (outside / "config.json").exists()
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_status_tells_live_runs_from_orphans_and_reconcile_writes_it_down(tmp_path):
     store = RunStore(tmp_path)
-    for bad in ("../etc", "a/b", ""):
-        try:
-            store.get(bad)
-        except ValueError:
-            continue
-        raise AssertionError(f"accepted {bad!r}")
+    live = store.create(RunConfig(), status="running")
+    dead = store.create(RunConfig(), status="running")
+    dead.write_summary({"pid": dead_pid()})
+    silent = store.create(RunConfig(), status="paused")
+    silent.write_summary({"heartbeat": time.time() - 60})
+    done = store.create(RunConfig(), status="running")
+    done.write_summary({"status": "finished"})
+    dead.save_checkpoint({"step": 3})
+    assert live.status() == "running" and done.status() == "finished"
+    assert dead.status() == "interrupted" and silent.status() == "interrupted"
+    assert sorted(store.reconcile()) == sorted([dead.id, silent.id])
+    assert dead.summary()["status"] == "interrupted" and dead.summary()["resumable"] is True
+    assert silent.summary()["resumable"] is False and silent.summary()["reason"]
+    assert live.summary()["status"] == "running"
+    assert store.reconcile() == []
+    assert live.beat() and not done.beat()
+
+
+def test_truncate_metrics_cuts_back_to_a_step(tmp_path):
+    run = RunStore(tmp_path).create(RunConfig())
+    for event in ({"type": "status", "status": "loading"}, {"type": "start"},
+                  {"type": "step", "step": 1}, {"type": "eval", "step": 0},
+                  {"type": "step", "step": 5}, {"type": "eval", "step": 5},
+                  {"type": "step", "step": 9}, {"type": "status", "status": "paused"},
+                  {"type": "finished", "steps": 9}):
+        run.append_metric(event)
+    for step in (0, 5, 9):
+        run.save_snapshot(step, {"h": np.zeros((2, 2), np.float32)})
+    with open(run.path / "metrics.jsonl", "a") as f:
+        f.write('{"type": "st')
+    run.truncate_metrics(5)
+    assert [(e["type"], e.get("step")) for e in run.metrics()] == [
+        ("status", None), ("start", None), ("step", 1), ("eval", 0), ("step", 5), ("eval", 5)]
+    assert run.snapshots() == [0, 5]
 
 
 def test_event_log_readers_have_independent_cursors():

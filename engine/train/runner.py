@@ -1,122 +1,85 @@
 """Running a training: recording events to the run directory, in the foreground or in a
-background thread that the UI controls (start, pause, resume, stop).
+background thread that the UI controls (start, pause, resume, stop), and resuming a stopped or
+interrupted run from its checkpoint in the same directory.
 
 The thread owns the model. It never touches the UI: it appends events to an
 :class:`EventLog` that any number of readers follow, and writes everything to disk, so a
-reloaded page, a second tab or a restarted app finds the run again.
+reloaded page, a second tab or a restarted app finds the run again. A heartbeat thread keeps
+the run's summary fresh while it is live (also while paused or evaluating), so readers in any
+process can tell a live run from an orphan (``RunDir.status``).
+
+Shutdown: :func:`install_shutdown` stops live runs when the process exits or gets SIGTERM /
+SIGINT; they end ``interrupted`` with a final checkpoint and can be resumed.
 """
 
 from __future__ import annotations
 
-import errno
+import atexit
+import os
+import signal
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from engine.config import RunConfig
 from engine.data import Dataset
 from engine.train.events import EventLog
-from engine.train.loop import Trainer
-from engine.train.store import RunDir, RunStore
+from engine.train.recorder import (
+    RESUMABLE,
+    Heartbeat,
+    Recorder,
+    StopRequest,
+    execute,
+    explain,
+)
+from engine.train.store import LIVE, RunDir, RunStore, owner_fields
 
+__all__ = ["Heartbeat", "Recorder", "Runner", "StopRequest", "execute", "explain",
+           "install_shutdown", "resume_foreground", "run_foreground"]
 
-def explain(exc: BaseException) -> str:
-    """A message a person can act on, for an exception that ended a run."""
-    import torch
+#: the reason a run ends with when its process shuts down
+SHUTDOWN_REASON = "the server shut down"
 
-    if isinstance(exc, torch.OutOfMemoryError):
-        return ("out of memory on the training device: lower train.batch_size or "
-                "data.image_size, or pick a smaller backbone")
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return f"the disk is full ({exc.filename or 'run directory'}): free space and start again"
-    if isinstance(exc, ValueError | RuntimeError | OSError) and str(exc):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-class Recorder:
-    """Writes a run's events to its directory and publishes them on an event log."""
-
-    def __init__(
-        self,
-        run: RunDir,
-        log: EventLog | None = None,
-        listener: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
-        self.run = run
-        self.log = log if log is not None else EventLog()
-        self.listener = listener
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        event = {**event, "time": time.time()}
-        if kind == "snapshot":
-            arrays = event.pop("arrays")
-            self.run.save_snapshot(event["step"], arrays)
-            self.log.put("snapshot", {"step": event["step"], **arrays})
-        elif kind == "checkpoint":
-            state = event.pop("state")
-            self.run.save_checkpoint(state)
-        elif kind == "start":
-            self.run.write_summary({"status": "running", "device": event["device"],
-                                    "dataset": event["dataset"]})
-        elif kind == "eval":
-            self.run.write_summary({k: v for k, v in event.items() if k.startswith("knn_")})
-        elif kind == "finished":
-            self.run.write_summary({**event, "ended": time.time()})
-        elif kind == "failed":
-            self.run.write_summary({"status": "failed", "error": event["error"],
-                                    "ended": time.time()})
-        if kind != "checkpoint":
-            self.run.append_metric(event)
-        self.log.append(event)
-        if self.listener is not None:
-            self.listener(event)
-
-
-def execute(
-    cfg: RunConfig,
-    recorder: Recorder,
-    should_stop: Callable[[], bool] = lambda: False,
-    wait_if_paused: Callable[[], None] = lambda: None,
-    dataset: Dataset | None = None,
-) -> dict[str, Any]:
-    """Build the trainer and run it to the end, recording every event. Never raises for a
-    failure inside the run: it is recorded as a ``failed`` event and returned."""
-    try:
-        recorder({"type": "status", "status": "loading", "message": "loading data"})
-        trainer = Trainer(cfg, dataset)
-        last: dict[str, Any] = {}
-        for event in trainer.events(should_stop):
-            recorder(event)
-            last = event
-            wait_if_paused()
-        return last
-    except Exception as exc:  # noqa: BLE001 — any failure becomes a failed run with its reason
-        event = {"type": "failed", "error": explain(exc),
-                 "traceback": traceback.format_exc(limit=8)}
-        try:
-            recorder(event)
-        except OSError:
-            recorder.log.append(event)
-        return event
+_SHUTTING_DOWN = threading.Event()
+_RUNNERS: weakref.WeakSet[Runner] = weakref.WeakSet()
 
 
 class Runner:
-    """One run in a background thread. ``start()``, ``pause()``, ``resume()``, ``stop()``."""
+    """One run in a background thread. ``start()``, ``pause()``, ``resume()``, ``stop()``.
 
-    def __init__(self, cfg: RunConfig, store: RunStore, dataset: Dataset | None = None) -> None:
+    ``run``: the run's directory, already created. ``resume=True`` continues it from its
+    checkpoint. ``on_exit(runner)`` is called from the thread after the final status is
+    written. ``emit_every``: seconds between step events (``Trainer``).
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run: RunDir,
+        dataset: Dataset | None = None,
+        *,
+        resume: bool = False,
+        on_exit: Callable[[Runner], None] | None = None,
+        emit_every: float = 0.25,
+    ) -> None:
         self.cfg = cfg
-        self.run = store.create(cfg)
+        self.run = run
         self.log = EventLog()
         self._dataset = dataset
-        self._stop = threading.Event()
+        self._resume_run = resume
+        self._on_exit = on_exit
+        self._emit_every = emit_every
+        self._stop = StopRequest()
         self._running = threading.Event()
         self._running.set()
         self._thread = threading.Thread(target=self._main, name=f"run-{self.run.id}", daemon=True)
         self.result: dict[str, Any] | None = None
+        _RUNNERS.add(self)
 
     @property
     def id(self) -> str:
@@ -127,30 +90,53 @@ class Runner:
         return self
 
     def _main(self) -> None:
-        self.result = execute(self.cfg, Recorder(self.run, self.log), self._stop.is_set,
-                              self._wait_if_paused, self._dataset)
-        self._dataset = None
+        try:
+            with Heartbeat(self.run):
+                self.result = execute(self.cfg, Recorder(self.run, self.log), self._stop,
+                                      self._wait_if_paused, self._dataset,
+                                      resume=self._resume_run, emit_every=self._emit_every)
+        finally:
+            self._dataset = None
+            if self._on_exit is not None:
+                try:
+                    self._on_exit(self)
+                except Exception:  # noqa: BLE001 — the run is over; its owner's hook may fail
+                    traceback.print_exc()
 
     def _wait_if_paused(self) -> None:
         while not self._running.wait(timeout=0.1):
-            if self._stop.is_set():
+            if self._stop():
                 return
+
+    def _set_live_status(self, status: str) -> None:
+        if self.run.summary().get("status") in LIVE:
+            self.run.write_summary({"status": status})
+        self.log.append({"type": "status", "status": status, "time": time.time()})
 
     def pause(self) -> None:
         if self.alive and self._running.is_set():
             self._running.clear()
-            self.log.append({"type": "status", "status": "paused", "time": time.time()})
+            self._set_live_status("paused")
 
     def resume(self) -> None:
+        """Un-pause."""
         if not self._running.is_set():
             self._running.set()
-            self.log.append({"type": "status", "status": "running", "time": time.time()})
+            self._set_live_status("running")
 
-    def stop(self, timeout: float = 10.0) -> bool:
-        """Ask the run to stop and wait up to ``timeout`` s; True when the thread ended."""
-        self._stop.set()
+    def stop(self, timeout: float = 10.0, *, status: str = "stopped",
+             reason: str = "stopped by the user") -> bool:
+        """Ask the run to stop (final checkpoint, then ``status`` with ``reason``) and wait up
+        to ``timeout`` s; True when the thread ended. While the process shuts down every stop
+        is an interruption (:data:`SHUTDOWN_REASON`)."""
+        if _SHUTTING_DOWN.is_set():
+            status, reason = "interrupted", SHUTDOWN_REASON
+        self._stop.set(status, reason)
         self._running.set()
-        self._thread.join(timeout)
+        if self._thread.ident is None:  # never started
+            return True
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def join(self, timeout: float | None = None) -> None:
@@ -165,12 +151,115 @@ class Runner:
         return self.alive and not self._running.is_set()
 
 
+def install_shutdown(stop_all: Callable[[], None]) -> None:
+    """On process exit (atexit) and, when called from the main thread, on SIGTERM/SIGINT:
+    call ``stop_all`` and stop every other live :class:`Runner`; they end ``interrupted``
+    (reason :data:`SHUTDOWN_REASON`) with a final checkpoint, resumable. A signal handler
+    installed before is called after; without one the signal's default follows (the process
+    ends)."""
+
+    def shutdown() -> None:
+        _SHUTTING_DOWN.set()
+        try:
+            stop_all()
+        except Exception:  # noqa: BLE001 — the process is going; stop what can be stopped
+            traceback.print_exc()
+        for runner in list(_RUNNERS):
+            if runner.alive:
+                runner.stop(status="interrupted", reason=SHUTDOWN_REASON)
+
+    atexit.register(shutdown)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            shutdown()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous != signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        signal.signal(sig, handler)
+
+
+@contextmanager
+def _signals_stop(stop: StopRequest) -> Iterator[list[int]]:
+    """SIGTERM/SIGINT ask ``stop`` for an interruption instead of ending the process (main
+    thread only); yields the list of signals caught. The previous handlers come back after."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        stop.set("interrupted", f"interrupted by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _foreground(
+    cfg: RunConfig, run: RunDir, on_event: Callable[[dict[str, Any]], None] | None,
+    dataset: Dataset | None, resume: bool,
+) -> dict[str, Any]:
+    """Run in this thread; SIGTERM/SIGINT end the run ``interrupted`` with a final checkpoint,
+    then the process exits (status 128 + the signal's number)."""
+    stop = StopRequest()
+    with _signals_stop(stop) as caught, Heartbeat(run):
+        last = execute(cfg, Recorder(run, listener=on_event), stop, dataset=dataset,
+                       resume=resume)
+    if caught:
+        print(f"run {run.id} interrupted at step {last.get('steps', 0)}; continue it with: "
+              f"python -m engine resume {run.id} --runs-dir {run.path.parent}", file=sys.stderr)
+        raise SystemExit(128 + caught[0])
+    return last
+
+
 def run_foreground(
     cfg: RunConfig,
     store: RunStore,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     dataset: Dataset | None = None,
+    owner: str = "cli",
 ) -> tuple[RunDir, dict[str, Any]]:
-    """Train in this thread (CLI, tests, lessons); returns the run directory and the last event."""
-    run = store.create(cfg)
-    return run, execute(cfg, Recorder(run, listener=on_event), dataset=dataset)
+    """Train in this thread (CLI, tests, lessons); returns the run directory and the last event.
+
+    In the main thread, SIGTERM/SIGINT interrupt the run (final checkpoint, status
+    ``interrupted``) and then end the process with ``SystemExit``."""
+    run = store.create(cfg, owner=owner, status="loading")
+    return run, _foreground(cfg, run, on_event, dataset, resume=False)
+
+
+def check_resumable(run: RunDir) -> None:
+    """``ValueError`` with one line when ``run`` cannot be resumed: it is live, finished or
+    failed, or it has no checkpoint."""
+    status = run.status()
+    if status in LIVE:
+        pid = run.summary().get("pid")
+        raise ValueError(f"run {run.id} is {status} (process {pid}); stop it before resuming")
+    if status not in RESUMABLE:
+        raise ValueError(f"run {run.id} is {status}; only a stopped or interrupted run can be "
+                         "resumed")
+    if run.checkpoint_path() is None:
+        raise ValueError(f"run {run.id} has no checkpoint to resume from")
+
+
+def resume_foreground(
+    run: RunDir,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    dataset: Dataset | None = None,
+) -> tuple[RunDir, dict[str, Any]]:
+    """Continue a stopped or interrupted run from its checkpoint, in this thread and in the
+    same directory; returns it and the last event. ``ValueError`` when it cannot be resumed."""
+    check_resumable(run)
+    run.write_summary({"status": "loading", **owner_fields()},
+                      drop=("reason", "error", "ended", "resumable"))
+    return run, _foreground(run.config(), run, on_event, dataset, resume=True)

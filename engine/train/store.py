@@ -3,10 +3,15 @@
     runs/<run_id>/
         config.json         the RunConfig
         metrics.jsonl       one event a line (step, eval, diagnostics, status)
-        summary.json        status and final metrics (written at start as "running", then
-                            updated; a run whose process died shows as "interrupted")
-        checkpoints/last.pt model and optimiser state
+        summary.json        status and final metrics, and who owns the run while it is live:
+                            owner, pid, host, heartbeat (refreshed at least every 5 s), reason,
+                            error, resumable
+        checkpoints/last.pt everything to continue the run (``engine.train.checkpoint``)
         snapshots/step_000123.npz  embeddings h (and z) of a fixed set of test images
+
+A run directory tells the truth: :meth:`RunDir.status` reads a live status whose process is
+gone (dead pid on this host, or a heartbeat older than :data:`STALE_SECONDS`) as
+``interrupted``, and :meth:`RunStore.reconcile` writes that down.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -26,6 +33,15 @@ from typing import Any
 import numpy as np
 
 from engine.config import RunConfig
+
+#: statuses of a run whose owning process is (supposed to be) working on it
+LIVE = ("queued", "loading", "running", "paused")
+#: a live run whose heartbeat is older than this (seconds) is an orphan
+STALE_SECONDS = 30.0
+#: what a run id looks like (a directory name, never a path)
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: summary.json is read, merged and replaced under this lock (runner, heartbeat, UI threads)
+_SUMMARY_LOCK = threading.RLock()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -62,6 +78,24 @@ def new_run_id(cfg: RunConfig) -> str:
     return f"{stamp}-{slug}-{os.urandom(2).hex()}"
 
 
+def owner_fields() -> dict[str, Any]:
+    """This process as a run's owner: pid, host and a fresh heartbeat."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, ValueError, OverflowError):
+        return False
+    return True
+
+
 @dataclass
 class RunDir:
     """One run's directory."""
@@ -73,19 +107,57 @@ class RunDir:
         return self.path.name
 
     # -- writing ----------------------------------------------------------------------------
-    def create(self, cfg: RunConfig) -> None:
+    def create(self, cfg: RunConfig, owner: str = "", status: str = "queued") -> None:
+        """Make the directory with its config and a summary owned by this process."""
         self.path.mkdir(parents=True, exist_ok=False)
         atomic_write_json(self.path / "config.json", cfg.to_dict())
-        self.write_summary({"status": "running", "created": time.time()})
+        self.write_summary({"status": status, "owner": owner, "created": time.time(),
+                            **owner_fields()})
 
     def append_metric(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, default=_json_default)
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        merged = {**self.summary(), **summary}
-        atomic_write_json(self.path / "summary.json", merged)
+    def write_summary(self, summary: dict[str, Any], drop: tuple[str, ...] = ()) -> None:
+        """Merge ``summary`` into summary.json (keys in ``drop`` removed), atomically."""
+        with _SUMMARY_LOCK:
+            merged = {k: v for k, v in self.summary().items() if k not in drop}
+            atomic_write_json(self.path / "summary.json", {**merged, **summary})
+
+    def beat(self) -> bool:
+        """Refresh the heartbeat (and this process as the owner) while the run is live; False
+        (nothing written) once it has ended."""
+        with _SUMMARY_LOCK:
+            if self.summary().get("status") not in LIVE:
+                return False
+            self.write_summary(owner_fields())
+            return True
+
+    def truncate_metrics(self, step: int) -> None:
+        """Cut metrics.jsonl back to what a checkpoint at ``step`` had seen: every event up to
+        the first one past ``step``; ``finished`` and ``failed`` events and torn lines go too.
+        Snapshots past ``step`` are deleted. Atomic: a crash leaves the old or the new file."""
+        kept = []
+        try:
+            with open(self.path / "metrics.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        event = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if not isinstance(event, dict):
+                        continue
+                    if isinstance(event.get("step"), int | float) and event["step"] > step:
+                        break
+                    if event.get("type") not in ("finished", "failed"):
+                        kept.append(line if line.endswith("\n") else line + "\n")
+        except FileNotFoundError:
+            pass
+        atomic_write_bytes(self.path / "metrics.jsonl", "".join(kept).encode())
+        for s in self.snapshots():
+            if s > step:
+                (self.path / "snapshots" / f"step_{s:07d}.npz").unlink(missing_ok=True)
 
     def save_snapshot(self, step: int, arrays: dict[str, np.ndarray]) -> Path:
         path = self.path / "snapshots" / f"step_{step:07d}.npz"
@@ -112,6 +184,30 @@ class RunDir:
             return json.loads((self.path / "summary.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+
+    def status(self) -> str:
+        """The truthful status: the summary's, but ``interrupted`` for a live status whose
+        owning process is gone (its pid dead on this host, or its heartbeat older than
+        :data:`STALE_SECONDS`; a summary without a heartbeat counts from its file's age)."""
+        summary = self.summary()
+        status = str(summary.get("status", "unknown"))
+        if status in LIVE and not self._owner_alive(summary):
+            return "interrupted"
+        return status
+
+    def _owner_alive(self, summary: dict[str, Any]) -> bool:
+        beat = summary.get("heartbeat")
+        if not isinstance(beat, int | float):
+            try:
+                beat = (self.path / "summary.json").stat().st_mtime
+            except OSError:
+                return False
+        if time.time() - beat > STALE_SECONDS:
+            return False
+        pid = summary.get("pid")
+        if isinstance(pid, int) and summary.get("host") == socket.gethostname():
+            return pid_alive(pid)
+        return True
 
     def metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Events from metrics.jsonl, optionally only those of one ``type``; a torn last line
@@ -166,15 +262,25 @@ class RunStore:
         self.root = Path(root or os.environ.get("SSL_STUDIO_RUNS", "runs")).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def create(self, cfg: RunConfig) -> RunDir:
+    def create(self, cfg: RunConfig, owner: str = "", status: str = "queued") -> RunDir:
+        """A new run directory (config.json and a summary with ``status`` and ``owner``)."""
         run = RunDir(self.root / new_run_id(cfg))
-        run.create(cfg)
+        run.create(cfg, owner, status)
         return run
 
-    def get(self, run_id: str) -> RunDir:
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id or ""):
+    def path_of(self, run_id: str) -> Path:
+        """The directory of ``run_id`` under the root. ``ValueError("not a run id: ...")`` for
+        anything but a plain name inside the root (paths, "..", absolute paths)."""
+        ok = isinstance(run_id, str) and RUN_ID.fullmatch(run_id) and ".." not in run_id
+        if ok:
+            path = self.root / run_id
+            ok = path.resolve().parent == self.root and not path.is_symlink()
+        if not ok:
             raise ValueError(f"not a run id: {run_id!r}")
-        run = RunDir(self.root / run_id)
+        return path
+
+    def get(self, run_id: str) -> RunDir:
+        run = RunDir(self.path_of(run_id))
         if not (run.path / "config.json").exists():
             raise FileNotFoundError(f"no run {run_id!r} in {self.root}")
         return run
@@ -186,3 +292,18 @@ class RunStore:
 
     def delete(self, run_id: str) -> None:
         shutil.rmtree(self.get(run_id).path)
+
+    def reconcile(self) -> list[str]:
+        """Mark every orphan (a live status whose process is gone) ``interrupted`` on disk,
+        resumable when it has a checkpoint; returns their ids."""
+        orphans = []
+        for run in self.list():
+            with _SUMMARY_LOCK:
+                if run.summary().get("status") in LIVE and run.status() == "interrupted":
+                    run.write_summary({
+                        "status": "interrupted", "ended": time.time(),
+                        "reason": "the process that ran it ended",
+                        "resumable": run.checkpoint_path() is not None,
+                    })
+                    orphans.append(run.id)
+        return orphans
