@@ -202,6 +202,23 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     return run_lesson_cli(args.name, args.runs_dir, quiet=args.quiet)
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue a stopped or interrupted run from its checkpoint, in the same directory."""
+    from engine.train.runner import resume_foreground
+    from engine.train.store import RunStore
+
+    run = RunStore(args.runs_dir).get(args.run_id)
+    run, last = resume_foreground(run, on_event=_Progress(args.quiet))
+    summary = run.summary()
+    print(json.dumps({"run": str(run.path), **{k: v for k, v in summary.items()
+                                                 if k not in ("dataset", "traceback")}},
+                     indent=2, sort_keys=True))
+    if last.get("type") == "failed":
+        print(f"run failed: {last['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -234,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_lesson)
+
+    p = sub.add_parser("resume", help="continue a stopped or interrupted run from its "
+                       "checkpoint, in the same run directory")
+    p.add_argument("run_id", help="the run's id (its directory name)")
+    p.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_resume)
     return parser
 
 
