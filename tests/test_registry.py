@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.train.registry import Actor, Limits
+from engine.train.registry import Actor, Limits, RunRegistry
 from engine.train.store import RunStore
 from tests.fixtures.fake_runners import WAIT, cfg, make_registry, wait_until
 
@@ -156,3 +156,34 @@ def test_stop_while_the_run_is_being_started_still_stops_it(tmp_path):
     t.join(WAIT)
     stopper.join(WAIT)
     assert reg.status(run_id) == "stopped" and reg.active() == []
+
+
+TINY = {
+    "data.train_size": 512,
+    "data.test_size": 256,
+    "data.image_size": 16,
+    "model.width": 8,
+    "train.batch_size": 64,
+    "train.epochs": 1,
+    "train.max_seconds": 60,
+    "eval.knn_train_size": 512,
+    "eval.snapshot_size": 128,
+    "eval.probe_size": 64,
+    "eval.diagnostics_every_steps": 4,
+}
+
+
+def test_real_runs_take_the_one_cpu_slot_in_turn(tmp_path):
+    before = set(threading.enumerate())
+    reg = RunRegistry(RunStore(tmp_path), Limits(), gpus=[])
+    first = reg.submit(cfg(**TINY), Actor("ann"))
+    second = reg.submit(cfg(**TINY), Actor("bob"))
+    assert reg.status(second) == "queued" and reg.queue_position(second) == 1
+    assert reg.estimated_start(second) is not None
+    wait_until(lambda: reg.status(second) in ("finished", "failed"), 180)
+    a, b = reg.run(first).summary(), reg.run(second).summary()
+    assert a["status"] == "finished" and b["status"] == "finished", (a, b)
+    assert a["owner"] == "ann" and b["owner"] == "bob"
+    assert a["ended"] <= reg.run(second).metrics()[0]["time"]  # one after the other
+    assert reg.active() == [] and reg.live(first) is None
+    wait_until(lambda: set(threading.enumerate()) <= before)

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from engine.train.estimate import remaining, start_after
 from engine.train.registry import Actor, Limits, RunRegistry
-from engine.train.scheduler import Job, Scheduler, place, remaining
+from engine.train.scheduler import Scheduler, place
 from engine.train.store import RunStore
 from tests.fixtures.fake_runners import WAIT, Factory, cfg, make_registry, wait_until
 
@@ -98,18 +99,24 @@ def test_position_and_estimate_on_a_constructed_case(tmp_path):
     reg.stop_all()
 
 
-def test_remaining_takes_the_smaller_of_budget_and_pace(tmp_path):
-    run = RunStore(tmp_path).create(cfg(), owner="x", status="queued")
+def test_remaining_takes_the_smaller_of_budget_and_pace():
     now = 1000.0
-    job = Job(run=run, cfg=cfg(**{"train.epochs": 4, "train.max_seconds": 30}), owner="x",
-              started=now - 12)
-    assert remaining(job, now) == pytest.approx(18)  # no step yet: budget minus wall time
-    job.last_step = {"epoch": 2, "elapsed": 10.0, "time": now - 1}
-    assert remaining(job, now) == pytest.approx(9)  # pace: 10 s more, 1 s of it gone
-    job.cfg = cfg(**{"train.epochs": 0, "train.max_seconds": 30})
-    assert remaining(job, now) == pytest.approx(19)  # no epoch bound: the budget alone
-    job.cfg = cfg(**{"train.epochs": 0, "train.max_seconds": 0})
-    assert remaining(job, now) == 0.0  # evaluates the untrained backbone only
+    both = cfg(**{"train.epochs": 4, "train.max_seconds": 30})
+    assert remaining(both, None, now - 12, now) == pytest.approx(18)  # budget minus wall time
+    step = {"epoch": 2, "elapsed": 10.0, "time": now - 1}
+    assert remaining(both, step, now - 12, now) == pytest.approx(9)  # pace: 10 s, 1 s gone
+    budget_only = cfg(**{"train.epochs": 0, "train.max_seconds": 30})
+    assert remaining(budget_only, step, now - 12, now) == pytest.approx(19)
+    assert remaining(cfg(**{"train.epochs": 3, "train.max_seconds": 0}), None, now, now) is None
+    evaluation = cfg(**{"train.epochs": 0, "train.max_seconds": 0})
+    assert remaining(evaluation, None, now, now) == 0.0  # evaluates the untrained backbone
+
+
+def test_start_after_fills_the_first_free_slot_in_turn():
+    assert start_after([60.0, 60.0], [30.0, 50.0]) == 90.0
+    assert start_after([0.0, 5.0], []) == 0.0
+    assert start_after([10.0], [None]) is None and start_after([None], []) is None
+    assert start_after([], []) is None
 
 
 def test_runs_go_to_the_least_busy_gpu(tmp_path):
@@ -172,3 +179,16 @@ def test_a_runner_that_cannot_be_made_fails_its_run_and_the_queue_goes_on(tmp_pa
     assert reg.run(bad).summary()["error"] == "no memory for the model"
     assert reg.status(good) == "running"
     reg.stop_all()
+
+
+def test_queued_runs_keep_a_fresh_heartbeat(tmp_path):
+    reg, factory = make_registry(tmp_path)
+    reg.scheduler.heartbeat_seconds = 0.02
+    reg.submit(cfg(), Actor("ann"))
+    run = reg.run(reg.submit(cfg(), Actor("bob")))
+    run.write_summary({"heartbeat": 0.0})  # as if the last beat were long ago
+    assert run.status() == "interrupted"
+    wait_until(lambda: run.summary()["heartbeat"] > 0)
+    assert run.status() == "queued"
+    reg.stop_all()
+    assert not any(t.name == "queue-heartbeat" for t in threading.enumerate())

@@ -12,26 +12,16 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.data import Dataset
+from engine.preflight import check_run
+from engine.train.limits import Limits
 from engine.train.participants import ANONYMOUS, Actor, may_act, refusal, token_matches
-from engine.train.scheduler import Job, Limits, RunnerFactory, Scheduler, heartbeat
-from engine.train.store import RunDir, RunStore
+from engine.train.scheduler import Job, RunnerFactory, Scheduler
+from engine.train.store import RunDir, RunStore, owner_fields
 
 __all__ = ["Actor", "Limits", "RunHandle", "RunRegistry"]
 
 #: disk statuses from which a run may go back in the queue
 RESUMABLE = ("stopped", "interrupted")
-
-
-def check_run(cfg: RunConfig, dataset: Dataset | None = None) -> None:
-    """Everything that would make the run fail, as one ``ValueError`` line."""
-    try:
-        from engine.preflight import check_run as preflight
-    except ImportError:
-        from engine.config import validate
-
-        validate(cfg)
-        return
-    preflight(cfg, dataset)
 
 
 def make_runner(cfg: RunConfig, run: RunDir, dataset: Any, resume: bool,
@@ -138,8 +128,8 @@ class RunRegistry:
                              "or interrupted run with a checkpoint can")
 
         def requeue() -> RunDir:
-            run.write_summary({"status": "queued", "reason": "", "resumable": False,
-                               **heartbeat()})
+            run.write_summary({"status": "queued", "resumable": False, **owner_fields()},
+                              drop=("reason", "error", "ended"))
             return run
 
         self.scheduler.submit(run.config(), self.owner(run_id), requeue, resume=True,

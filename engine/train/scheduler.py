@@ -12,16 +12,15 @@ file is written.
 
 from __future__ import annotations
 
-import heapq
-import os
-import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.config import RunConfig, validate
+from engine.train.estimate import budget, remaining, start_after
+from engine.train.limits import Limits
 from engine.train.store import RunDir
 
 #: makes the runner of one run: (cfg, run, dataset, resume, on_exit) -> an object with
@@ -30,41 +29,6 @@ RunnerFactory = Callable[[RunConfig, RunDir, Any, bool, Callable[[Any], None]], 
 
 #: seconds between heartbeats of queued runs (readers call a run older than 30 s an orphan)
 HEARTBEAT_SECONDS = 5.0
-
-
-def _env_int(environ: Mapping[str, str], key: str, default: int, minimum: int) -> int:
-    raw = environ.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise ValueError(f"{key} must be a whole number of at least {minimum} (got {raw!r})")
-    return value
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much one server takes on at once, and who the instructor is."""
-
-    max_runs_cpu: int = 1  # runs training at once on the CPU (or Apple's MPS)
-    max_runs_per_gpu: int = 2  # runs training at once on each CUDA GPU
-    max_queued: int = 2  # runs one participant may have waiting in the queue
-    instructor_token: str = field(default="", repr=False)  # "" = no instructor
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        """``SSL_STUDIO_MAX_RUNS_CPU`` (1), ``SSL_STUDIO_MAX_RUNS_PER_GPU`` (2),
-        ``SSL_STUDIO_MAX_QUEUED`` (2 per participant), ``SSL_STUDIO_INSTRUCTOR_TOKEN`` ("")."""
-        env = os.environ if environ is None else environ
-        return cls(
-            max_runs_cpu=_env_int(env, "SSL_STUDIO_MAX_RUNS_CPU", 1, 1),
-            max_runs_per_gpu=_env_int(env, "SSL_STUDIO_MAX_RUNS_PER_GPU", 2, 1),
-            max_queued=_env_int(env, "SSL_STUDIO_MAX_QUEUED", 2, 1),
-            instructor_token=env.get("SSL_STUDIO_INSTRUCTOR_TOKEN", "").strip(),
-        )
 
 
 def gpu_devices() -> list[str]:
@@ -116,42 +80,6 @@ class Job:
         return self.run.id
 
 
-def budget(cfg: RunConfig) -> float | None:
-    """Seconds a run will take once started, when its config bounds it: its time budget (its
-    epochs may end it sooner); 0 for a run that only evaluates (no epochs, no time budget);
-    None when only epochs bound it (the pace is not known before it runs)."""
-    if cfg.train.max_seconds > 0:
-        return float(cfg.train.max_seconds)
-    return 0.0 if cfg.train.epochs == 0 else None
-
-
-def remaining(job: Job, now: float) -> float | None:
-    """Seconds a started run still needs: its time budget minus the time it has trained, or
-    its epochs to go at the pace of its last step event; the smaller when both are known."""
-    train = job.cfg.train
-    if train.epochs == 0 and train.max_seconds == 0:
-        return 0.0
-    last = job.last_step
-    since = job.trained_since or job.started or now
-    if last is not None and "elapsed" in last and "time" in last:
-        elapsed = float(last["elapsed"]) + max(0.0, now - float(last["time"]))
-    else:
-        elapsed = max(0.0, now - since)
-    guesses = []
-    if train.max_seconds > 0:
-        guesses.append(max(0.0, train.max_seconds - elapsed))
-    if train.epochs > 0 and last is not None and float(last.get("epoch", 0)) > 0:
-        done = min(1.0, float(last["epoch"]) / train.epochs)
-        to_go = float(last.get("elapsed", elapsed)) * (1 - done) / done
-        guesses.append(max(0.0, to_go - max(0.0, now - float(last.get("time", now)))))
-    return min(guesses) if guesses else None
-
-
-def heartbeat() -> dict[str, Any]:
-    """The summary fields that say this process still holds a run."""
-    return {"heartbeat": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
-
-
 class Scheduler:
     """Starts jobs as device slots free up; the queue is first in, first out per device."""
 
@@ -167,15 +95,14 @@ class Scheduler:
         self.capacity = {"cpu": limits.max_runs_cpu}
         self.capacity.update({g: limits.max_runs_per_gpu for g in self.gpus})
         self._factory = factory
-        self._heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_seconds = heartbeat_seconds
         self._lock = threading.Lock()
         self._queue: list[Job] = []
         self._jobs: dict[str, Job] = {}  # queued, starting and running jobs by run id
         self._reserved: dict[str, int] = {}  # submissions between the cap check and the queue
         self._claimed: set[str] = set()  # runs going back in the queue, being rewritten
         self._closing = False
-        self._beat_stop = threading.Event()
-        self._beat_thread: threading.Thread | None = None
+        self._beat: tuple[threading.Thread, threading.Event] | None = None
 
     # -- where a run may go ------------------------------------------------------------------
     def candidates(self, cfg: RunConfig) -> list[str]:
@@ -359,16 +286,21 @@ class Scheduler:
                 for job in self.jobs():
                     if job.state == "queued":
                         self.cancel(job)
+                with self._lock:
+                    for job in self._jobs.values():
+                        job.stop_requested = True
+                    runners = [j.runner for j in self._jobs.values() if j.runner is not None]
+                for runner in runners:  # ask them all first, then wait for each
+                    runner.stop(0)
                 for job in self.jobs():
                     self.stop(job, timeout)
         finally:
             with self._lock:
                 self._closing = False
-                beat, self._beat_thread = self._beat_thread, None
-            self._beat_stop.set()
+                beat, self._beat = self._beat, None
             if beat is not None:
-                beat.join(timeout)
-            self._beat_stop.clear()
+                beat[1].set()
+                beat[0].join(timeout)
 
     # -- where a queued run stands -----------------------------------------------------------
     def _observe(self, job: Job) -> None:
@@ -378,9 +310,10 @@ class Scheduler:
             return
         events, job.cursor = log.read(job.cursor)
         for event in events:
-            if event.get("type") == "start":
+            kind = event.get("type")
+            if kind == "start" or (kind == "step" and job.trained_since is None):
                 job.trained_since = float(event.get("time", time.time()))
-            elif event.get("type") == "step":
+            if kind == "step":
                 job.last_step = event
 
     def phase(self, job: Job) -> str:
@@ -419,39 +352,38 @@ class Scheduler:
                        if j.state in ("starting", "running") and j.device in pool]
             for j in started:
                 self._observe(j)
-            left = [remaining(j, now) for j in started]
+            left = [remaining(j.cfg, j.last_step, j.trained_since or j.started or now, now)
+                    for j in started]
             ahead = [budget(j.cfg) for j in self._ahead(job)]
-        free_at = left + [0.0] * max(0, slots - len(left))
-        if None in free_at or None in ahead or not free_at:
-            return None
-        heapq.heapify(free_at)
-        for seconds in ahead:
-            heapq.heappush(free_at, heapq.heappop(free_at) + seconds)
-        return now + free_at[0]
+        seconds = start_after(left + [0.0] * max(0, slots - len(left)), ahead)
+        return None if seconds is None else now + seconds
 
     # -- heartbeat of queued runs ------------------------------------------------------------
     def _ensure_heartbeat(self) -> None:
         """Start the heartbeat thread if none is going (lock held)."""
-        if self._beat_thread is None:
-            self._beat_thread = threading.Thread(target=self._beat, name="run-queue-heartbeat",
-                                                 daemon=True)
-            self._beat_thread.start()
+        if self._beat is None or not self._beat[0].is_alive():
+            stop = threading.Event()
+            thread = threading.Thread(target=self._beat_queued, args=(stop,), daemon=True,
+                                      name="queue-heartbeat")
+            self._beat = (thread, stop)
+            thread.start()
 
-    def _beat(self) -> None:
+    def _beat_queued(self, stop: threading.Event) -> None:
+        """Refresh the heartbeat of every queued run until the queue is empty."""
         me = threading.current_thread()
-        while not self._beat_stop.wait(self._heartbeat_seconds):
+        while not stop.wait(self.heartbeat_seconds):
             with self._lock:
-                if self._beat_thread is not me:
+                if self._beat is None or self._beat[0] is not me:
                     return
                 queued = list(self._queue)
                 if not queued:
-                    self._beat_thread = None
+                    self._beat = None
                     return
             for job in queued:
                 with job.io:
                     if job.state != "queued":
                         continue
                     try:
-                        job.run.write_summary(heartbeat())
+                        job.run.beat()
                     except OSError:
                         pass
