@@ -192,3 +192,18 @@ def test_queued_runs_keep_a_fresh_heartbeat(tmp_path):
     assert run.status() == "queued"
     reg.stop_all()
     assert not any(t.name == "queue-heartbeat" for t in threading.enumerate())
+
+
+def test_several_gpus_share_one_pool_while_a_config_cannot_name_one(monkeypatch):
+    import torch
+
+    import engine.train.scheduler as scheduler
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    expected = ["cuda:0", "cuda:1", "cuda:2"] if scheduler.names_a_gpu() else ["cuda"]
+    assert scheduler.gpu_devices() == expected
+    monkeypatch.setattr(scheduler, "names_a_gpu", lambda: True)
+    assert scheduler.gpu_devices() == ["cuda:0", "cuda:1", "cuda:2"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert scheduler.gpu_devices() == ["cuda"]

@@ -32,12 +32,25 @@ HEARTBEAT_SECONDS = 5.0
 
 
 def gpu_devices() -> list[str]:
-    """The CUDA devices runs are placed on: ``["cuda"]`` for one GPU, ``["cuda:0", ...]``
-    for several, none without CUDA."""
+    """The CUDA devices runs are placed on: ``["cuda:0", "cuda:1", ...]`` for several GPUs,
+    ``["cuda"]`` for one (or for several while a config cannot name one GPU: every run then
+    takes the current device, so they share one device's slots), none without CUDA."""
     import torch
 
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n > 1 and not names_a_gpu():
+        n = 1
     return ["cuda"] if n == 1 else [f"cuda:{i}" for i in range(n)]
+
+
+def names_a_gpu() -> bool:
+    """Whether ``train.device`` may name one GPU (``cuda:1``)."""
+    probe = RunConfig()
+    try:
+        validate(replace(probe, train=replace(probe.train, device="cuda:1")))
+    except ValueError:
+        return False
+    return True
 
 
 def place(cfg: RunConfig, device: str, gpus: list[str]) -> RunConfig:
