@@ -15,8 +15,9 @@ from engine.data import Dataset
 from engine.preflight import check_run
 from engine.train.limits import Limits
 from engine.train.participants import ANONYMOUS, Actor, may_act, refusal, token_matches
+from engine.train.runner import Runner
 from engine.train.scheduler import Job, RunnerFactory, Scheduler
-from engine.train.store import RunDir, RunStore, owner_fields
+from engine.train.store import LIVE, RunDir, RunStore, owner_fields
 
 __all__ = ["Actor", "Limits", "RunHandle", "RunRegistry"]
 
@@ -27,8 +28,6 @@ RESUMABLE = ("stopped", "interrupted")
 def make_runner(cfg: RunConfig, run: RunDir, dataset: Any, resume: bool,
                 on_exit: Any) -> Any:
     """The engine's own runner for one run (a background thread)."""
-    from engine.train.runner import Runner
-
     return Runner(cfg, run, dataset, resume=resume, on_exit=on_exit)
 
 
@@ -139,10 +138,12 @@ class RunRegistry:
     # -- acting on runs ----------------------------------------------------------------------
     def stop(self, run_id: str, actor: Actor = ANONYMOUS, timeout: float = 10.0) -> bool:
         """Stop a running run or cancel a queued one ("stopped", "cancelled while queued").
-        True once it has ended (also when it was not going)."""
+        True once it has ended; False for a run another process is training."""
         self._check(actor, run_id, "stop")
         job = self.scheduler.job(run_id)
-        return True if job is None else self.scheduler.stop(job, timeout)
+        if job is None:
+            return self.status(run_id) not in LIVE
+        return self.scheduler.stop(job, timeout)
 
     cancel = stop
 
@@ -215,9 +216,5 @@ class RunRegistry:
             phase = self.scheduler.phase(job)
             if phase != "ended":
                 return phase
-        run = self.store.get(run_id)
-        if hasattr(run, "status"):
-            return run.status()
-        status = run.summary().get("status", "unknown")
-        return "interrupted" if status in ("queued", "loading", "running", "paused") else status
+        return self.store.get(run_id).status()
 
