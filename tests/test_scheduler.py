@@ -207,3 +207,30 @@ def test_several_gpus_share_one_pool_while_a_config_cannot_name_one(monkeypatch)
     assert scheduler.gpu_devices() == ["cuda:0", "cuda:1", "cuda:2"]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert scheduler.gpu_devices() == ["cuda"]
+
+
+def test_the_limit_holds_while_runs_end_and_are_cancelled_at_random(tmp_path):
+    factory = Factory(lifetime=0.01)
+    reg = RunRegistry(RunStore(tmp_path), Limits(max_runs_cpu=2, max_queued=3), factory, [])
+    go = threading.Barrier(20)
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def participant(i: int) -> None:
+        go.wait()
+        for n in range(3):
+            run_id = reg.submit(cfg(), Actor(f"p{i}"))
+            with lock:
+                ids.append(run_id)
+            if (i + n) % 4 == 0:
+                reg.stop(run_id, Actor(f"p{i}"))
+
+    threads = [threading.Thread(target=participant, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    wait_until(lambda: not reg.scheduler.jobs())
+    assert len(ids) == 60 and 1 <= factory.peak <= 2
+    assert {reg.status(i) for i in ids} <= {"finished", "stopped"}
+    reg.stop_all()
