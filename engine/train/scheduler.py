@@ -83,7 +83,6 @@ class Job:
     started: float | None = None
     stop_requested: bool = False
     done: threading.Event = field(default_factory=threading.Event)
-    io: threading.Lock = field(default_factory=threading.Lock)  # summary writes vs. the start
     cursor: int = 0  # how far the runner's event log has been read
     trained_since: float | None = None  # time of the runner's "start" event
     last_step: dict[str, Any] | None = None
@@ -214,21 +213,20 @@ class Scheduler:
 
     def _launch(self, job: Job) -> None:
         cfg = place(job.cfg, job.device, self.gpus)
-        with job.io:  # a heartbeat write in flight finishes first
+        try:
+            runner = self._factory(cfg, job.run, job.dataset, job.resume,
+                                   lambda _runner: self._ended(job))
+            with self._lock:
+                job.runner, job.started = runner, time.time()
+            runner.start()
+        except Exception as exc:  # noqa: BLE001 — the run fails with its reason, the queue goes on
             try:
-                runner = self._factory(cfg, job.run, job.dataset, job.resume,
-                                       lambda _runner: self._ended(job))
-                with self._lock:
-                    job.runner, job.started = runner, time.time()
-                runner.start()
-            except Exception as exc:  # noqa: BLE001 — the run fails with its reason, the queue goes on
-                try:
-                    job.run.write_summary({"status": "failed", "ended": time.time(),
-                                           "error": str(exc) or type(exc).__name__})
-                except OSError:
-                    pass
-                self._ended(job)
-                return
+                job.run.write_summary({"status": "failed", "ended": time.time(),
+                                       "error": str(exc) or type(exc).__name__})
+            except OSError:
+                pass
+            self._ended(job)
+            return
         with self._lock:
             if job.state == "starting":
                 job.state = "running"
@@ -269,13 +267,12 @@ class Scheduler:
             if job.state != "queued":
                 return False
             self._drop(job)
-        with job.io:
-            try:
-                job.run.write_summary({
-                    "status": "stopped", "reason": "cancelled while queued",
-                    "ended": time.time(), "resumable": job.run.checkpoint_path() is not None})
-            except OSError:
-                pass
+        try:
+            job.run.write_summary({
+                "status": "stopped", "reason": "cancelled while queued",
+                "ended": time.time(), "resumable": job.run.checkpoint_path() is not None})
+        except OSError:
+            pass
         job.done.set()
         return True
 
@@ -393,10 +390,9 @@ class Scheduler:
                     self._beat = None
                     return
             for job in queued:
-                with job.io:
-                    if job.state != "queued":
-                        continue
-                    try:
-                        job.run.beat()
-                    except OSError:
-                        pass
+                if job.state != "queued":
+                    continue
+                try:
+                    job.run.beat()  # writes nothing once the run has left the queue
+                except OSError:
+                    pass
