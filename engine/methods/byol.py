@@ -55,7 +55,13 @@ class BYOL(Method):
         )
         self.target_backbone = frozen_copy(backbone) if cfg.ema_target else None
         self.target_projector = frozen_copy(self.projector) if cfg.ema_target else None
-        self.tau = cfg.target_momentum
+        # the current target momentum, a buffer so that checkpoints keep it
+        self.register_buffer("momentum_now", torch.tensor(float(cfg.target_momentum)))
+
+    @property
+    def tau(self) -> float:
+        """The target momentum of the last step (the base momentum before the first)."""
+        return float(self.momentum_now)
 
     @torch.no_grad()
     def _target(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,12 +77,13 @@ class BYOL(Method):
         else:
             t0, t1 = z0.detach(), z1.detach()  # the online network is its own target
         loss = 0.5 * (byol_loss(p0, t1) + byol_loss(p1, t0))
-        return StepOutput(loss, {"tau": torch.tensor(self.tau)})
+        return StepOutput(loss, {"tau": self.momentum_now.detach().clone()})
 
     def on_step_end(self, progress: float) -> None:
         if self.target_backbone is None:
             return
         base = self.cfg.target_momentum
-        self.tau = cosine_momentum(base, progress) if base > 0 else 0.0
-        ema_update(self.target_backbone, self.backbone, self.tau)
-        ema_update(self.target_projector, self.projector, self.tau)
+        tau = cosine_momentum(base, progress) if base > 0 else 0.0
+        self.momentum_now.fill_(tau)
+        ema_update(self.target_backbone, self.backbone, tau)
+        ema_update(self.target_projector, self.projector, tau)
