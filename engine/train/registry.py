@@ -117,7 +117,7 @@ class RunRegistry:
 
     def resume(self, run_id: str, actor: Actor) -> str:
         """Put a stopped or interrupted run that has a checkpoint back in the queue; it goes on
-        in the same directory. ``ValueError`` when it cannot be resumed."""
+        in the same directory. ``ValueError`` when it cannot be resumed (or would fail)."""
         self._check(actor, run_id, "resume")
         run = self.store.get(run_id)
         status = self.status(run_id)
@@ -125,13 +125,15 @@ class RunRegistry:
         if status not in RESUMABLE or not resumable:
             raise ValueError(f"run {run_id} is {status} and cannot be resumed: only a stopped "
                              "or interrupted run with a checkpoint can")
+        cfg = run.config()
+        check_run(cfg)  # its data may have gone since it first ran
 
         def requeue() -> RunDir:
             run.write_summary({"status": "queued", "resumable": False, **owner_fields()},
                               drop=("reason", "error", "ended"))
             return run
 
-        self.scheduler.submit(run.config(), self.owner(run_id), requeue, resume=True,
+        self.scheduler.submit(cfg, self.owner(run_id), requeue, resume=True,
                               capped=not actor.instructor, run_id=run_id)
         return run_id
 
