@@ -187,3 +187,18 @@ def test_real_runs_take_the_one_cpu_slot_in_turn(tmp_path):
     assert a["ended"] <= reg.run(second).metrics()[0]["time"]  # one after the other
     assert reg.active() == [] and reg.live(first) is None
     wait_until(lambda: set(threading.enumerate()) <= before)
+
+
+def test_a_real_run_stopped_then_resumed_finishes_in_its_own_directory(tmp_path):
+    reg = RunRegistry(RunStore(tmp_path), Limits(), gpus=[])
+    ann = Actor("ann")
+    run_id = reg.submit(cfg(**{**TINY, "train.epochs": 12}), ann)
+    run = reg.run(run_id)
+    wait_until(lambda: len(run.metrics("step")) >= 2, 120)
+    assert reg.stop(run_id, ann, timeout=60)
+    assert reg.status(run_id) == "stopped" and run.summary()["resumable"]
+    assert reg.resume(run_id, ann) == run_id
+    wait_until(lambda: reg.status(run_id) not in ("queued", "loading", "running"), 180)
+    summary = run.summary()
+    assert summary["status"] == "finished", summary
+    assert summary["owner"] == "ann" and reg.live(run_id) is None
