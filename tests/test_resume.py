@@ -290,3 +290,21 @@ def test_a_time_budget_drives_one_progress_value_to_the_end():
         assert event["tau"] == pytest.approx(cosine_momentum(0.9, before), abs=1e-6)
     assert trainer.method.tau == pytest.approx(cosine_momentum(0.9, seen[-1]))
     assert trainer.method.tau > 1 - 0.1 * (1 - 0.9)
+
+
+def test_a_time_budget_continues_across_a_resume():
+    """A 4-s budget stopped after about 1.5 s continues with the seconds it has left."""
+    cfg = tiny(**{"train.epochs": 0, "train.max_seconds": 4})
+    ds = load_dataset(cfg.data)
+    first = Trainer(cfg, ds, emit_every=0)
+    events = list(first.events(lambda: first.clock.seconds > 1.5))
+    state = [e["state"] for e in events if e["type"] == "checkpoint"][-1]
+    used = state["clock"]["seconds"]
+    assert 1.5 < used < 4
+    second = Trainer(cfg, ds, emit_every=0)
+    second.restore(state)
+    resumed = list(second.events())
+    steps = [e for e in resumed if e["type"] == "step"]
+    assert steps[0]["progress"] == pytest.approx(used / 4, abs=0.05)
+    assert "time budget" in resumed[-1]["reason"]
+    assert 4 <= second.clock.seconds < 4 + 1.5  # not another 4 s

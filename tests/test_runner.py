@@ -141,3 +141,32 @@ def test_registry_reports_status_and_interrupted_runs(tmp_path):
     assert RunRegistry(RunStore(tmp_path)).status(dead.id) == "interrupted"
     with pytest.raises(ValueError, match="batch_size"):
         registry.start(tiny(**{"train.batch_size": 1}))
+
+
+def test_runner_resumes_a_stopped_run_in_its_own_directory(tmp_path):
+    cfg = tiny(**{"train.epochs": 3, "train.max_seconds": 0})
+    run = RunStore(tmp_path).create(cfg, owner="ada")
+    ended = []
+    runner = Runner(cfg, run, on_exit=lambda r: ended.append(r.run.summary()["status"])).start()
+    deadline = time.time() + 60
+    while not run.metrics("step") and time.time() < deadline:
+        time.sleep(0.05)
+    runner.pause()
+    assert run.summary()["status"] == "paused"
+    beat = run.summary()["heartbeat"]
+    time.sleep(2.5)  # the heartbeat goes on while paused
+    assert run.summary()["heartbeat"] > beat and run.status() == "paused"
+    assert runner.stop(timeout=10)
+    assert ended == ["stopped"]  # on_exit comes after the final status
+    saved = torch.load(run.checkpoint_path(), weights_only=False)["step"]
+    assert run.summary()["resumable"] is True and 0 < saved < 24
+
+    again = Runner(cfg, run, resume=True).start()
+    again.join(120)
+    summary = run.summary()
+    assert summary["status"] == "finished" and summary["steps"] == 24 and summary["owner"] == "ada"
+    assert not summary["resumable"]
+    steps = [e["step"] for e in run.metrics("step")]
+    assert steps == sorted(set(steps)) and steps[-1] == 24
+    assert [e["status"] for e in run.metrics("status")].count("resumed") == 1
+    assert run_threads() == []
