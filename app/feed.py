@@ -1,14 +1,12 @@
-"""A run's events so far, for drawing: followed from the live event log, or from metrics.jsonl.
-
-A run started by this process is followed through its runner's :class:`EventLog` (cursor
-reads, no disk); any other run (an earlier app session, the CLI, another process still
-training) through its ``metrics.jsonl``, read incrementally. One feed per run is shared by every
-browser session.
+"""A run's events so far, for drawing, read from its ``metrics.jsonl`` through
+:class:`engine.train.metrics_reader.MetricsReader` (incremental; a run resumed from a checkpoint
+rewrites its file and the feed starts again). The files are the record whoever trains the run (this
+process, the CLI, another machine's job), so one path serves them all. One feed per run is shared
+by every browser session.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from app.state import registry, runs_root
+from engine.train.metrics_reader import MetricsReader
 
 
 @dataclass
@@ -24,47 +23,20 @@ class Feed:
 
     run_id: str
     by_type: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    _cursor: int = 0
-    _offset: int = 0
-    _source: str = ""  # "log" or "disk", fixed by where the first events are found
+    _reader: MetricsReader | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def update(self) -> Feed:
         """Take in whatever arrived since the last call."""
         with self._lock:
-            runner = registry().live(self.run_id)
-            if not self._source and runner is not None and len(runner.log):
-                self._source = "log"
-            if self._source == "log" and runner is not None:
-                events, self._cursor = runner.log.read(self._cursor)
-            else:
-                # Runs of other processes; also a live run whose event log stays empty (the
-                # files are the record either way, written before the log is told).
-                events = self._read_disk()
-                if events:
-                    self._source = "disk"
+            if self._reader is None:
+                self._reader = MetricsReader(registry().run(self.run_id))
+            events, restarted = self._reader.read()
+            if restarted:
+                self.by_type = {}
             for event in events:
                 self.by_type.setdefault(event.get("type", "?"), []).append(event)
         return self
-
-    def _read_disk(self) -> list[dict[str, Any]]:
-        run = registry().run(self.run_id)
-        path = run.path / "metrics.jsonl"
-        try:
-            with open(path, "rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n") + 1  # a torn last line waits for its end
-        self._offset += end
-        events = []
-        for line in chunk[:end].splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return events
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         with self._lock:
