@@ -1,5 +1,10 @@
 """The Train page's sidebar: the settings of a new run (data, method, backbone, augmentation
-preset, budget and optimiser, evaluation)."""
+preset, budget and optimiser, evaluation).
+
+Defaults, help, bounds and choices come from the engine's declarations (``engine.config``
+fields and ``engine.recipe``), so a method picked here gives the run that
+``python -m engine train --set method.name=X`` gives.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,19 @@ import streamlit as st
 
 from app.forms import method_form
 from engine.augment import list_presets, resolve_views
-from engine.config import AugmentConfig, DataConfig, EvalConfig, TrainConfig
+from engine.config import (
+    AugmentConfig,
+    DataConfig,
+    EvalConfig,
+    TrainConfig,
+    describe_setting,
+)
 from engine.data import DATASETS
 from engine.methods import METHODS, describe_method
 from engine.models import BACKBONES
+from engine.recipe import train_recipe
 
-DEFAULT_SECONDS = 120
-DEFAULT_BATCH = 128  # a step in about a second on a 2-core CPU: the curves move at once
+DEFAULT_EPOCHS = 10.0  # when the budget is switched to epochs
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048]
 IMAGE_SIZES = [16, 24, 28, 32, 48, 64, 96, 128, 224]
 EVAL_BANK = [500, 1000, 2000, 5000, 10000, 0]
@@ -22,11 +33,29 @@ EVAL_QUERIES = [250, 500, 1000, 2000]
 #: sized (no smaller than half the image)
 SMALL_OBJECT_DATASETS = ("shapes", "digits")
 OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD + momentum"}
-#: SGD's learning rate per 256 images: SimSiam's (Chen & He 2020, section 4)
-SGD_LR = 0.05
 #: TrainConfig field -> its words in the form
 TRAIN_LABELS = {"batch_size": "batch size", "lr": "learning rate",
                 "warmup_epochs": "warm-up (epochs)", "weight_decay": "weight decay"}
+
+
+def _help(key: str) -> str:
+    """A setting's declared help, without the config file's words about unset values."""
+    text = describe_setting(key)["help"] or ""
+    return " ".join(s for s in text.split(". ") if not s.startswith("Unset")).strip()
+
+
+def _bounds(key: str, kind: type) -> dict:
+    """``min_value``/``max_value`` of a number input from a setting's declared bounds."""
+    d = describe_setting(key)
+    low = d["low"] if d["low"] is not None else d["above"]
+    return {"min_value": kind(low) if low is not None else None,
+            "max_value": kind(d["high"]) if d["high"] is not None else None}
+
+
+def _with(options: list, value: object) -> list:
+    """``options`` with ``value`` among them (an engine default the list lacks), sorted."""
+    return options if value in options else sorted([*options, value], key=lambda v: (v == 0, v))
+
 
 def _index(options: list, value: object) -> int:
     return options.index(value) if value in options else 0
@@ -34,29 +63,33 @@ def _index(options: list, value: object) -> int:
 
 # -- the set-up, in the sidebar --------------------------------------------------------------
 def data_setup() -> DataConfig:
+    engine = DataConfig()
     names = DATASETS.names()
-    name = st.selectbox("Data set", names, index=_index(names, "shapes"), key="data_name",
+    name = st.selectbox("Data set", names, index=_index(names, engine.name), key="data_name",
                         help="shapes: built in, the teaching default. Others download on first "
                         "use; folder: your own images (one sub-folder per class).")
     root = ""
     if name == "folder":
-        root = st.text_input("Image folder", key="data_root",
-                             help="A folder in ImageFolder layout (class sub-folders) or a "
-                             "flat folder of images (unlabelled).")
+        root = st.text_input("Image folder", key="data_root", help=_help("data.root"))
     with st.expander("Data options"):
-        size = st.select_slider("Image size (px)", IMAGE_SIZES, value=32, key="data_size")
-        train_size = st.number_input("Train images (0 = all)", 0, 10_000_000, 0, 1000,
-                                     key="data_train_size")
-        labels = st.number_input("Labels per class (0 = all)", 0, 100_000, 0, 10,
-                                 key="data_labels", help="Keep labels for only this many train "
-                                 "images per class (semi-supervised methods).")
+        size = st.select_slider("Image size (px)", _with(IMAGE_SIZES, engine.image_size),
+                                value=engine.image_size, key="data_size",
+                                help=_help("data.image_size"))
+        train_size = st.number_input("Train images (0 = all)", value=engine.train_size,
+                                     step=1000, key="data_train_size", **_bounds(
+                                         "data.train_size", int), help=_help("data.train_size"))
+        labels = st.number_input("Labels per class (0 = all)", value=engine.labels_per_class,
+                                 step=10, key="data_labels", **_bounds(
+                                     "data.labels_per_class", int),
+                                 help=_help("data.labels_per_class"))
     return DataConfig(name=name, root=root, image_size=int(size), train_size=int(train_size),
                       labels_per_class=int(labels))
 
 
 def method_setup(data_name: str) -> tuple[str, dict, dict]:
     names = METHODS.names()
-    name = st.selectbox("Method", names, index=_index(names, "simclr"), key="method_name")
+    default = describe_setting("method.name")["default"]
+    name = st.selectbox("Method", names, index=_index(names, default), key="method_name")
     desc = describe_method(METHODS.get(name))
     st.caption(f"{desc['summary']} [paper]({desc['paper']})" if desc["paper"] else desc["summary"])
     if data_name in desc["data_caveats"]:
@@ -67,26 +100,29 @@ def method_setup(data_name: str) -> tuple[str, dict, dict]:
 
 
 def budget_setup(method_defaults: dict[str, float]) -> TrainConfig:
-    """Batch, budget and optimiser; a method's own train defaults (BYOL: batch 64, MIM: a
-    1-epoch warm-up) replace the form's when it is picked."""
+    """Batch, budget and optimiser, starting from the engine's recipe (``engine.recipe``): a
+    method's own train defaults (BYOL: batch 64, MIM: a 1-epoch warm-up) replace the engine's
+    when it is picked, as they do for ``--set method.name=X``."""
     engine = TrainConfig()
-    own = {"batch_size": DEFAULT_BATCH, "lr": engine.lr, "warmup_epochs": engine.warmup_epochs,
-           "weight_decay": engine.weight_decay, **method_defaults}
+    own = {"weight_decay": engine.weight_decay, **train_recipe(method_defaults)}
 
     def key(name: str) -> str:  # a new widget (so a new default) when the method's differs
         return f"train_{name}_{own[name]}"
 
-    batch = st.select_slider("Batch size", BATCH_SIZES, value=int(own["batch_size"]),
-                             key=key("batch_size"),
-                             help="Images per step (each seen in two or more views).")
-    mode = st.radio("Budget", ["time", "epochs"], horizontal=True, key="train_mode",
+    batch = st.select_slider("Batch size", _with(BATCH_SIZES, int(own["batch_size"])),
+                             value=int(own["batch_size"]), key=key("batch_size"),
+                             help=_help("train.batch_size"))
+    modes = ["time", "epochs"]
+    mode = st.radio("Budget", modes, index=0 if engine.max_seconds else 1, horizontal=True,
+                    key="train_mode",
                     format_func=lambda m: {"time": "Time budget", "epochs": "Epochs"}[m])
     if mode == "time":
-        seconds = st.slider("Seconds", 10, 1800, DEFAULT_SECONDS, 10, key="train_seconds",
-                            help="Training stops after this wall time (a normal finish).")
-        epochs, max_seconds = 10_000.0, float(seconds)
+        seconds = st.slider("Seconds", 10, 1800, int(engine.max_seconds or 120), 10,
+                            key="train_seconds", help=_help("train.max_seconds"))
+        epochs, max_seconds = 0.0, float(seconds)  # epochs 0: the time budget alone ends it
     else:
-        epochs = st.number_input("Epochs", 0.0, 10_000.0, 10.0, 1.0, key="train_epochs",
+        epochs = st.number_input("Epochs", value=engine.epochs or DEFAULT_EPOCHS, step=1.0,
+                                 key="train_epochs", **_bounds("train.epochs", float),
                                  help="Passes over the train split; 0 evaluates the untrained "
                                  "net.")
         max_seconds = 0.0
@@ -95,26 +131,28 @@ def budget_setup(method_defaults: dict[str, float]) -> TrainConfig:
             st.caption("This method's own defaults: " + ", ".join(
                 f"{TRAIN_LABELS.get(name, name)} {value:g}"
                 for name, value in method_defaults.items()))
-        optimizer = st.radio("Optimiser", ["adamw", "sgd"], horizontal=True,
-                             key="train_optimizer", format_func=OPTIMIZERS.get,
-                             help="AdamW: the engine's default, far faster on short runs. SGD "
-                             "with momentum: the papers' choice (SimSiam, MoCo) for long ones, "
-                             "at a larger learning rate. SimSiam on shapes, 180 s of a CPU: kNN "
-                             "+0.05 with SGD at 0.05, +0.28 with AdamW.")
-        own_lr = own["lr"] if optimizer == "adamw" else SGD_LR
-        lr = st.number_input("Learning rate per 256 images", 1e-6, 10.0, float(own_lr),
-                             1e-4, format="%.5f", key=f"train_lr_{optimizer}_{own_lr}",
-                             help="Scaled linearly with the batch size. SGD: SimSiam's 0.05.")
+        choices = list(describe_setting("train.optimizer")["choices"])
+        optimizer = st.radio("Optimiser", choices, index=_index(choices, engine.optimizer),
+                             horizontal=True, key="train_optimizer", format_func=OPTIMIZERS.get,
+                             help=_help("train.optimizer") + " See BENCHMARKS.md for SimSiam "
+                             "with each on a CPU.")
+        own_lr = train_recipe(method_defaults, optimizer)["lr"]
+        lr = st.number_input("Learning rate per 256 images", value=float(own_lr), step=1e-4,
+                             format="%.5f", key=f"train_lr_{optimizer}_{own_lr}",
+                             min_value=1e-6, max_value=10.0, help=_help("train.lr"))
         momentum = engine.momentum
         if optimizer == "sgd":
-            momentum = st.number_input("Momentum", 0.0, 0.999, engine.momentum, 0.01,
-                                       key="train_momentum")
-        warmup = st.number_input("Warm-up (epochs)", 0.0, 1000.0, float(own["warmup_epochs"]),
-                                 0.1, key=key("warmup_epochs"),
-                                 help="Linear warm-up of the learning rate, then cosine decay "
-                                 "to 0 at the end of the budget.")
-        decay = st.number_input("Weight decay", 0.0, 1.0, float(own["weight_decay"]),
-                                1e-5, format="%.5f", key=key("weight_decay"))
+            momentum = st.number_input("Momentum", value=engine.momentum, step=0.01,
+                                       key="train_momentum", **_bounds("train.momentum", float),
+                                       help=_help("train.momentum"))
+        warmup = st.number_input("Warm-up (epochs)", value=float(own["warmup_epochs"]), step=0.1,
+                                 key=key("warmup_epochs"), **_bounds("train.warmup_epochs",
+                                                                     float),
+                                 help=_help("train.warmup_epochs"))
+        decay = st.number_input("Weight decay", value=float(own["weight_decay"]), step=1e-5,
+                                format="%.5f", key=key("weight_decay"),
+                                **_bounds("train.weight_decay", float),
+                                help=_help("train.weight_decay"))
     return TrainConfig(batch_size=int(batch), epochs=float(epochs), max_seconds=max_seconds,
                        optimizer=optimizer, lr=float(lr), momentum=float(momentum),
                        warmup_epochs=float(warmup), weight_decay=float(decay))
@@ -122,31 +160,34 @@ def budget_setup(method_defaults: dict[str, float]) -> TrainConfig:
 
 def eval_setup() -> EvalConfig:
     """Evaluation cost matters on a CPU: the step-0 kNN embeds bank + query images before the
-    first step, so the defaults here are smaller than the engine's (which suit a GPU)."""
+    first step. The defaults are the engine's (``EvalConfig``)."""
+    engine = EvalConfig()
     with st.expander("Evaluation"):
-        bank = st.select_slider("kNN memory bank (train images)", EVAL_BANK, value=1000,
-                                key="eval_bank",
+        bank = st.select_slider("kNN memory bank (train images)",
+                                _with(EVAL_BANK, engine.knn_train_size),
+                                value=engine.knn_train_size, key="eval_bank",
                                 format_func=lambda n: "all" if n == 0 else f"{n:,}",
-                                help="Train images embedded for the kNN vote at each evaluation. "
-                                "More is more accurate and slower.")
-        queries = st.select_slider("Test images (kNN and map)", EVAL_QUERIES, value=1000,
-                                   key="eval_queries", help="Test images classified by kNN; the "
-                                   "embedding map shows them too.")
-        every = st.slider("Evaluate every (s)", 5, 300, 15, 5, key="eval_every",
-                          help="Wall time between evaluations (kNN and a new map). The engine "
-                          "spaces them further when one evaluation takes long.")
+                                help=_help("eval.knn_train_size"))
+        queries = st.select_slider("Test images (kNN and map)",
+                                   _with(EVAL_QUERIES, engine.knn_test_size),
+                                   value=engine.knn_test_size, key="eval_queries",
+                                   help="Test images classified by kNN; the embedding map shows "
+                                   "them too.")
+        every = st.slider("Evaluate every (s)", 5, 300, int(engine.every_seconds), 5,
+                          key="eval_every", help=_help("eval.every_seconds"))
     return EvalConfig(knn_train_size=int(bank), knn_test_size=int(queries),
                       snapshot_size=int(queries), every_seconds=float(every))
 
 
 def backbone_setup() -> str:
     backbones = BACKBONES.names()
-    return st.selectbox("Backbone", backbones, index=_index(backbones, "small_cnn"),
-                        key="backbone", help="small_cnn is fast on a CPU. vit_tiny is for masked "
-                        "image modelling (MAE).")
+    default = describe_setting("model.backbone")["default"]
+    return st.selectbox("Backbone", backbones, index=_index(backbones, default),
+                        key="backbone", help=_help("model.backbone"))
 
 
 def augment_preset(default: str, data_name: str) -> str:
+    """The preset picker, starting from the method's own (``Method.default_preset``)."""
     presets = list_presets()
     preset = st.selectbox("Augmentation preset", presets, index=_index(presets, default),
                           key=f"aug_preset_{default}",

@@ -62,7 +62,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    preset: str = setting("", "python -m engine list presets (\"\" = the method's own).")
+    preset: str = setting("", "python -m engine list presets. Unset (\"\"): the method's own.")
     # Explicit per-view pipelines; when given they replace the preset. Each view is a list of
     # ops: {"op": "color_jitter", "p": 0.8, "brightness": 0.4, ...}.
     views: tuple = setting((), "Per-view op lists that replace the preset.")
@@ -78,7 +78,7 @@ class MethodConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int | None = setting(
-        None, "Images per step (each seen in two or more views); None = the method's own.",
+        None, "Images per step (each seen in two or more views). Unset: the method's own.",
         2, 65536)
     epochs: float = setting(0.0, "Passes over the train split (0 = no step bound: the time "
                             "budget ends the run; 0 with no time budget evaluates the "
@@ -89,12 +89,12 @@ class TrainConfig:
                              "papers' choice for long ones, at a larger learning rate.",
                              choices=("adamw", "sgd"))
     lr: float | None = setting(None, "Learning rate per 256 images, scaled linearly with the "
-                               "batch size; None = the method's own (SGD: 0.05).", above=0)
+                               "batch size. Unset: the method's own (SGD: 0.05).", above=0)
     weight_decay: float = setting(1e-4, "Decoupled weight decay (AdamW) or L2 (SGD).", 0, 1)
     momentum: float = setting(0.9, "SGD momentum.", 0, 0.999)
     warmup_epochs: float | None = setting(
         None, "Linear warm-up of the learning rate (epochs), then cosine decay to 0 at the end "
-        "of the budget; None = the method's own.", 0)
+        "of the budget. Unset: the method's own.", 0)
     device: str = setting("auto", "Where to train.", choices=("auto", "cpu", "cuda", "mps"))
     precision: str = setting("auto", "auto = bf16 on CUDA.", choices=("auto", "fp32", "bf16"))
     compile: bool = setting(False, "torch.compile the step (CUDA; pays off on long runs only).")
@@ -297,6 +297,19 @@ def _build(cls: type, d: Any, section: str) -> Any:
             else _coerce(v, default, f"{section}.{k}", str(names[k].type))
         )
     return cls(**kwargs)
+
+
+def describe_setting(key: str) -> dict[str, Any]:
+    """A setting's declaration for forms: ``{"name", "default", "help", "low", "high",
+    "choices", "above"}`` (``key``: ``"section.field"``; the default may be ``None`` or
+    ``""``: the method's own)."""
+    section, name = key.split(".")
+    cls = SECTIONS[section]
+    f = next((f for f in fields(cls) if f.name == name), None)
+    if f is None:
+        raise ValueError(f"unknown config key {key!r}")
+    return {"name": name, "default": getattr(cls(), name), **{
+        k: f.metadata.get(k) for k in ("help", "low", "high", "choices", "above")}}
 
 
 def check_setting(key: str, value: Any, meta: Any) -> None:

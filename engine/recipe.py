@@ -33,11 +33,16 @@ def recipe(method: str, optimizer: str = "adamw") -> dict[str, Any]:
     from engine.methods import METHODS
 
     cls = METHODS.get(method) if method in METHODS else None
-    train = {**TRAIN_RECIPE, "lr": SGD_LR if optimizer == "sgd" else TRAIN_RECIPE["lr"]}
-    if cls is not None:
-        train.update(cls.train_defaults)
+    train = train_recipe(cls.train_defaults if cls is not None else {}, optimizer)
     preset = cls.default_preset if cls is not None else DEFAULT_PRESET
     return {"augment.preset": preset, **{f"train.{k}": v for k, v in train.items()}}
+
+
+def train_recipe(train_defaults: dict[str, float], optimizer: str = "adamw") -> dict[str, float]:
+    """Batch size, learning rate and warm-up for a method's ``train_defaults`` (which win)
+    and an optimiser (SGD's learning rate is :data:`SGD_LR`)."""
+    lr = SGD_LR if optimizer == "sgd" else TRAIN_RECIPE["lr"]
+    return {**TRAIN_RECIPE, "lr": lr, **train_defaults}
 
 
 def fill(cfg: RunConfig) -> dict[str, dict[str, Any]]:
