@@ -6,6 +6,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
+# Folders the app may read images from when it listens beyond localhost (LAN mode); several
+# are separated by ':'. Outside them a participant's folder path is refused.
+DATA_ROOT ?= $(CURDIR)/data
+LOCAL_HOSTS := 127.0.0.1 localhost ::1
+LAN := $(if $(filter $(HOST),$(LOCAL_HOSTS)),0,1)
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test test-all test-e2e lint bench install install-dev chromium clean
@@ -27,6 +32,8 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
+	mkdir -p "$(CURDIR)/data"
+	SSL_STUDIO_LAN=$(LAN) SSL_STUDIO_DATA_ROOTS="$(DATA_ROOT)" \
 	$(BIN)/python -m streamlit run streamlit_app.py --server.fileWatcherType none \
 		--server.address $(HOST) --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false

@@ -7,6 +7,11 @@ Examples::
     python -m engine list methods
     python -m engine lesson byol_predictor
     python -m engine bench --set model.backbone=resnet18_cifar --set train.batch_size=512
+
+Settings left out are the engine's defaults, and the method's own recipe where it has one
+(``engine.recipe``): ``--set method.name=X`` trains what the Train page trains for X. A run is
+checked whole before anything is made for it; a bad one exits with status 2 and one line.
+More example configurations: ``assets/runs/``.
 """
 
 from __future__ import annotations

@@ -171,7 +171,10 @@ class RunConfig:
             if f.name not in d:
                 continue
             sub = SECTIONS.get(f.name)
-            kwargs[f.name] = _build(sub, d[f.name], f.name) if sub else d[f.name]
+            value = d[f.name]
+            if f.name == "method" and isinstance(value, dict):  # options beside the name
+                value = _method_section(value)
+            kwargs[f.name] = _build(sub, value, f.name) if sub else value
         return cls(**kwargs)
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
@@ -215,6 +218,15 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "eval": EvalConfig,
 }
+
+
+def _method_section(d: dict[str, Any]) -> dict[str, Any]:
+    """``{"name": "simclr", "temperature": 0.2}`` -> ``{"name": ..., "params": {...}}``: a
+    file may give a method's options beside its name, as ``--set method.temperature`` does."""
+    params = dict(d.get("params") or {})
+    params.update({k: v for k, v in d.items() if k not in ("name", "params")})
+    out = {k: v for k, v in d.items() if k in ("name", "params")}
+    return {**out, "params": params} if params or "params" in d else out
 
 
 def _jsonable(x: Any) -> Any:

@@ -112,3 +112,17 @@ def test_skipped_files_are_reported_before_the_run(data_env, capsys):
     dataset = cli.prepare_run(cfg)
     assert dataset.skipped == 1 and dataset.describe()["skipped"] == 1
     assert "skipped 1 unreadable file(s): a/broken.jpg" in capsys.readouterr().err
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "assets" / "runs").glob("*.*"))
+
+
+def test_there_are_example_runs():
+    assert {"simclr_shapes.yaml", "supcon_shapes.yaml"} <= {p.name for p in EXAMPLES}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_run_loads_and_passes_the_check(path):
+    cfg = cli.load_config(str(path), [])
+    check_run(cfg)
+    assert cfg.name, "an example names its run"
