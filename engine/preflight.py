@@ -9,6 +9,7 @@ with one line that names the key or the file.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 from engine.config import RunConfig, validate
@@ -28,6 +29,7 @@ def check_run(cfg: RunConfig, dataset: Dataset | None = None) -> None:
     validate(cfg)
     method = _check_method(cfg)
     _check_names(cfg)
+    _check_backbone(cfg)
     _check_views(cfg)
     labelled = _check_data(cfg, dataset)
     if method.needs_labels and labelled == 0:
@@ -58,6 +60,30 @@ def _check_names(cfg: RunConfig) -> None:
             registry.get(name)
         except ValueError as exc:
             raise ValueError(f"{key}: {exc}") from None
+
+
+@cache
+def _trainable(backbone: str, image_size: int, width: int) -> bool:
+    """Whether the backbone has parameters to train (built on the meta device: no memory)."""
+    import torch
+
+    from engine.models import build_backbone
+
+    with torch.device("meta"):
+        module = build_backbone(backbone, 3, image_size, width)
+    return any(p.requires_grad for p in module.parameters())
+
+
+def _check_backbone(cfg: RunConfig) -> None:
+    try:
+        trainable = _trainable(cfg.model.backbone, cfg.data.image_size, cfg.model.width)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"model.backbone: {exc}") from None
+    trains = cfg.train.epochs > 0 or cfg.train.max_seconds > 0
+    if trains and not trainable:
+        raise ValueError(f"model.backbone: {cfg.model.backbone} has no parameters to train; "
+                         "set train.epochs=0 and train.max_seconds=0 to evaluate it as a "
+                         "baseline")
 
 
 def _check_views(cfg: RunConfig) -> None:

@@ -39,6 +39,7 @@ def data_env(tmp_path, monkeypatch):
     ({"method.name": "nope"}, "method.name: unknown method 'nope'"),
     ({"method.temperature": -1}, "method.temperature must be between"),
     ({"model.backbone": "nope"}, "model.backbone: unknown backbone"),
+    ({"model.backbone": "pixels"}, "model.backbone: pixels has no parameters to train"),
     ({"data.name": "nope"}, "data.name: unknown data set"),
     ({"augment.preset": "nope"}, "augment.preset: unknown augmentation preset"),
     ({"augment.disable": "nope"}, "augment.disable names unknown op"),
@@ -48,6 +49,11 @@ def test_a_bad_run_is_one_line_naming_the_key(overrides, words):
     with pytest.raises(ValueError, match=words) as bad:
         check_run(RunConfig().with_overrides(overrides))
     assert "\n" not in str(bad.value)
+
+
+def test_an_untrained_baseline_is_a_run():
+    check_run(RunConfig().with_overrides({"model.backbone": "pixels", "train.epochs": 0,
+                                          "train.max_seconds": 0}))
 
 
 def test_labels_are_checked_when_the_method_needs_them(data_env):
