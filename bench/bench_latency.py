@@ -80,7 +80,7 @@ def one_run(registry: RunRegistry, maps: MapCache, dataset, snapshots: int) -> d
                 if kind in ("start", "eval", "step"):
                     out.setdefault(f"first_{kind}_s", at)
                 elif kind == "snapshot" and seen < snapshots:
-                    arrays = runner.log.get("snapshot")
+                    arrays = runner.run.load_snapshot(ev["step"])
                     key = MapKey(runner.id, ev["step"], "h")
                     published = ev["time"]
                     maps.pca(key, arrays["h"])

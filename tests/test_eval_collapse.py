@@ -18,7 +18,8 @@ from engine.eval.collapse import (
     singular_values,
     uniformity,
 )
-from engine.eval.collapse_causes import CAUSES, GENERAL, causes_for
+from engine.eval.collapse_causes import GENERAL, causes_for
+from engine.methods import METHODS
 
 
 def _gauss(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -243,10 +244,10 @@ def test_causes_fall_back_to_generic_texts():
     assert causes_for("rotation", "complete") == GENERAL["complete"]
     assert "no term that spreads h" in causes_for("mim", "dimensional")[0]
     assert causes_for(None, "dimensional") == GENERAL["dimensional"]
-    assert causes_for("MoCo-v2", "complete")[0] == CAUSES["moco"]["complete"][0]
+    assert causes_for("MoCo", "complete")[0] == METHODS.get("moco").collapse_causes["complete"][0]
     assert causes_for("byol", "complete")[-len(GENERAL["complete"]) :] == GENERAL["complete"]
-    for method, kinds in CAUSES.items():
-        assert set(kinds) <= {"complete", "dimensional"}, method
+    for method in METHODS.names():
+        assert set(METHODS.get(method).collapse_causes) <= {"complete", "dimensional"}, method
 
 
 def test_untrained_network_is_not_called_collapsed():

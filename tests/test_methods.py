@@ -16,7 +16,7 @@ from engine.config import RunConfig, validate
 from engine.methods import METHODS, build_method_config, describe_method
 from engine.methods.ema import cosine_momentum, ema_update, frozen_copy
 from engine.methods.rotation import transform
-from tests.fixtures.method_batches import CLASSES, B, batch_for, make
+from tests.fixtures.method_batches import B, batch_for, make
 
 ALL = METHODS.names()
 
@@ -122,8 +122,6 @@ def test_semi_supervised_methods_handle_batches_without_labels(name: str) -> Non
     assert frac is not None and 0 < frac < 1
     out = method.training_step(batch_for(method, labelled="none"))
     assert torch.isfinite(out.loss)
-    assert hasattr(method, "classify")
-    assert method.classify(batch_for(method).plain()).shape == (B, CLASSES)
 
 
 # ---- EMA targets --------------------------------------------------------------------------
@@ -300,7 +298,6 @@ def test_rotation_and_flip_transforms() -> None:
     assert torch.equal(out[1], x[1].flip(1))
     helps = [o["help"] for o in describe_method(METHODS.get("rotation"))["options"]]
     assert any("orientation" in h and "shapes" in h for h in helps)
-    assert make("rotation").rotation_note()
 
 
 @pytest.mark.parametrize("all_rotations", [False, True])

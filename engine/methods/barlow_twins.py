@@ -36,6 +36,18 @@ class BarlowTwins(Method):
     summary = "Redundancy reduction: cross-correlation of the two views towards the identity."
     paper = "https://arxiv.org/abs/2103.03230"
     default_preset = "colour_invariant"
+    #: the usual causes of a collapse of this method, by kind (complete | dimensional)
+    collapse_causes = {
+        "complete": [
+            "Batch normalisation of the embeddings removed: the cross-correlation loss needs "
+            "standardised dimensions (Zbontar et al. 2021, https://arxiv.org/abs/2103.03230).",
+        ],
+        "dimensional": [
+            "Off-diagonal (redundancy) weight lambda set to 0: nothing stops all dimensions "
+            "from encoding the same feature.",
+            "Projector too narrow: Barlow Twins gains from wide projectors (8192 in the paper).",
+        ],
+    }
 
     def __init__(self, backbone: nn.Module, cfg: BarlowTwinsConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

@@ -88,6 +88,9 @@ class Method(nn.Module):
     train_defaults: ClassVar[dict[str, float]] = {}
     #: data set name -> why the method means little there (shown when both are picked)
     data_caveats: ClassVar[dict[str, str]] = {}
+    #: collapse kind ("complete" | "dimensional") -> the usual causes for this method, in plain
+    #: language, shown before the generic ones of :mod:`engine.eval.collapse_causes`
+    collapse_causes: ClassVar[dict[str, list[str]]] = {}
 
     def __init__(self, backbone: nn.Module, cfg: Any, num_classes: int) -> None:
         super().__init__()
@@ -126,13 +129,6 @@ class Method(nn.Module):
         """Methods that reconstruct images: normalised x (B, C, H, W) -> (3, B, C, H, W), the
         images, what the network was shown, and its reconstruction. None for the others."""
         return None
-
-    def rotation_note(self) -> str | None:
-        return None
-
-
-def method_fields(cls: type[Method]) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(cls.Config))
 
 
 def build_method_config(cls: type[Method], params: dict[str, Any]) -> Any:

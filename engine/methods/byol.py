@@ -42,6 +42,16 @@ class BYOL(Method):
     summary = "Bootstrap: predict a moving-average target's projection of the other view."
     paper = "https://arxiv.org/abs/2006.07733"
     default_preset = "colour_invariant"
+    #: the usual causes of a collapse of this method, by kind (complete | dimensional)
+    collapse_causes = {
+        "complete": [
+            "No predictor on the online branch: BYOL collapses without it "
+            "(Grill et al. 2020, https://arxiv.org/abs/2006.07733).",
+            "Target momentum 0 (or no EMA target): the target then copies the online network "
+            "each step and nothing stops the collapse.",
+            "Gradient flowing into the target network: it must be updated only by EMA.",
+        ],
+    }
     # No negatives: the paper finds BYOL far less sensitive to batch size than SimCLR (section
     # 5), and half the batch buys twice the updates: on shapes, 180 s of a 2-core CPU, kNN
     # +0.15 at batch 64 against +0.09 at 128 (BENCHMARKS.md)

@@ -73,8 +73,3 @@ class FixMatch(Method):
             "train_acc": (logits_w.argmax(1) == batch.y)[labelled].float().mean(),
         }
         return StepOutput(sup + self.cfg.lambda_u * unsup, logs)
-
-    @torch.no_grad()
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, num_classes) of normalised images x (B, C, H, W)."""
-        return self.classifier(self.backbone(x))

@@ -96,6 +96,17 @@ class MaskedImageModelling(Method):
     summary = "Generative: reconstruct hidden image patches (SimMIM on a CNN or ViT, MAE on a ViT)."
     paper = "https://arxiv.org/abs/2111.09886"
     default_preset = "crop_flip"
+    #: the usual causes of a collapse of this method, by kind (complete | dimensional)
+    collapse_causes = {
+        "dimensional": [
+            "Masked image modelling has no term that spreads h: unlike the joint-embedding "
+            "methods nothing in its loss keeps dimensions apart, so a low effective rank is "
+            "common here and says less. Judge the run by its kNN accuracy and reconstructions.",
+            "Hidden patches as small as one feature cell (method.mask_patch set to the "
+            "backbone's stride): the visible neighbours suffice to fill them in and the "
+            "features stay local.",
+        ],
+    }
     # A network trained from scratch wants a longer warm-up (MAE: 40 epochs of 800). On
     # shapes, 180 s, MAE on vit_tiny: kNN +0.08 with 1 epoch against +0.06 with 0.1; the
     # CNN runs that chose SimMIM's decoder and squares all used 1 epoch (BENCHMARKS.md)

@@ -57,6 +57,17 @@ class MoCo(Method):
     summary = "Contrastive with a momentum key encoder and a queue of earlier keys as negatives."
     paper = "https://arxiv.org/abs/2003.04297"
     default_preset = "colour_invariant"
+    #: the usual causes of a collapse of this method, by kind (complete | dimensional)
+    collapse_causes = {
+        "complete": [
+            "Temperature far too high, or a queue too short to hold enough negatives.",
+            "Momentum encoder momentum too low: the queued keys go stale inconsistently.",
+        ],
+        "dimensional": [
+            "Temperature too high or queue too short: weak repulsion between negatives.",
+            "No projector head (MoCo v2 adds an MLP head): the loss squeezes the backbone.",
+        ],
+    }
 
     queue: torch.Tensor
     queue_ptr: torch.Tensor

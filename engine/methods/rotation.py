@@ -79,6 +79,3 @@ class Rotation(Method):
         logits = self.head(self.backbone(transform(x, kinds, self.cfg.flips)))  # (B', k)
         loss = cross_entropy(logits, kinds)
         return StepOutput(loss, {"rot_acc": (logits.argmax(1) == kinds).float().mean()})
-
-    def rotation_note(self) -> str | None:
-        return ROTATION_NOTE

@@ -71,8 +71,3 @@ class SESEMI(Method):
             "ss_acc": (ss_logits.argmax(1) == kinds).float().mean(),
         }
         return StepOutput(sup + self.cfg.ss_weight * ss, logs)
-
-    @torch.no_grad()
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, num_classes) of normalised images x (B, C, H, W)."""
-        return self.classifier(self.backbone(x))

@@ -37,6 +37,18 @@ class SimCLR(Method):
     summary = "Contrastive: pull two views of an image together, push the rest of the batch away."
     paper = "https://arxiv.org/abs/2002.05709"
     default_preset = "simclr"
+    #: the usual causes of a collapse of this method, by kind (complete | dimensional)
+    collapse_causes = {
+        "complete": [
+            "Temperature far too high: negatives barely push apart.",
+            "Batch too small: too few negatives per step.",
+        ],
+        "dimensional": [
+            "Temperature too high or batch too small: weak repulsion between negatives.",
+            "No projector head: the loss then squeezes the backbone features themselves "
+            "(Jing et al. 2022). Some collapse of the projector output z is normal; check h.",
+        ],
+    }
 
     def __init__(self, backbone: nn.Module, cfg: SimCLRConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

@@ -43,6 +43,15 @@ class SimSiam(Method):
     summary = "Siamese views, predictor on one side, stop-gradient on the other; no negatives."
     paper = "https://arxiv.org/abs/2011.10566"
     default_preset = "colour_invariant"
+    #: the usual causes of a collapse of this method, by kind (complete | dimensional)
+    collapse_causes = {
+        "complete": [
+            "Stop-gradient missing on the target branch: without it SimSiam collapses at once "
+            "(Chen & He 2020, https://arxiv.org/abs/2011.10566, sec. 4.1).",
+            "Predictor removed or made the identity: SimSiam needs the predictor MLP.",
+            "Predictor learning rate decayed with the schedule: the paper keeps it fixed.",
+        ],
+    }
 
     def __init__(self, backbone: nn.Module, cfg: SimSiamConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

@@ -38,6 +38,14 @@ class SupCon(Method):
     # the class), so SimCLR's colour jitter only slows SupCon down: on shapes, 60 s of SupCon
     # reach shape kNN 0.63 with the simclr preset against 0.9+ with crop_flip (BENCHMARKS.md).
     default_preset = "crop_flip"
+    #: the usual causes of a collapse of this method, by kind (complete | dimensional)
+    collapse_causes = {
+        "complete": [
+            "Temperature far too high: same-class and different-class pairs barely differ "
+            "(Khosla et al. 2020, https://arxiv.org/abs/2004.11362).",
+            "Batch too small, or too few classes per batch.",
+        ],
+    }
 
     def __init__(self, backbone: nn.Module, cfg: SupConConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

@@ -38,6 +38,17 @@ class VICReg(Method):
     summary = "Variance-invariance-covariance: no negatives, explicit anti-collapse terms."
     paper = "https://arxiv.org/abs/2105.04906"
     default_preset = "byol"
+    #: the usual causes of a collapse of this method, by kind (complete | dimensional)
+    collapse_causes = {
+        "complete": [
+            "Variance weight set to 0: nothing keeps the embeddings spread, and they collapse "
+            "(Bardes et al. 2022, https://arxiv.org/abs/2105.04906).",
+            "Invariance weight far larger than the variance weight.",
+        ],
+        "dimensional": [
+            "Covariance weight set to 0: dimensions become copies of each other.",
+        ],
+    }
 
     def __init__(self, backbone: nn.Module, cfg: VICRegConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

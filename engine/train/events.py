@@ -1,7 +1,7 @@
 """A thread-safe, append-only event log that any number of readers follow with a cursor.
 
-The training thread appends small events (step, eval, diagnostics, status). Large payloads
-(embedding snapshots) go into latest-value slots so readers never copy them twice.
+The training thread appends small events (step, eval, diagnostics, status); large payloads
+(embedding snapshots, checkpoints) go to the run directory only.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from typing import Any
 
 
 class EventLog:
-    """Append-only list of JSON-able dicts plus named latest-value slots.
+    """Append-only list of JSON-able dicts.
 
     Each reader keeps its own cursor: ``events, cursor = log.read(cursor)``.
     """
 
     def __init__(self) -> None:
         self._events: list[dict[str, Any]] = []
-        self._slots: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
 
@@ -41,11 +40,3 @@ class EventLog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._events)
-
-    def put(self, slot: str, value: Any) -> None:
-        with self._lock:
-            self._slots[slot] = value
-
-    def get(self, slot: str, default: Any = None) -> Any:
-        with self._lock:
-            return self._slots.get(slot, default)

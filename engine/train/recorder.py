@@ -74,7 +74,6 @@ class Recorder:
         if kind == "snapshot":
             arrays = event.pop("arrays")
             self.run.save_snapshot(event["step"], arrays)
-            self.log.put("snapshot", {"step": event["step"], **arrays})
         elif kind == "checkpoint":
             self.run.save_checkpoint(event.pop("state"))
         elif kind == "status" and event.get("status") in LIVE:
