@@ -169,14 +169,8 @@ def prepare_run(cfg: RunConfig) -> Any:
     return dataset
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from engine.train.runner import run_foreground
-    from engine.train.store import RunStore
-
-    cfg = load_config(args.config, args.set)
-    dataset = prepare_run(cfg)
-    store = RunStore(args.runs_dir)
-    run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet), dataset=dataset)
+def report(run: Any, last: dict[str, Any]) -> int:
+    """Print a finished run's summary as JSON; the exit status (1 when it failed)."""
     summary = run.summary()
     print(json.dumps({"run": str(run.path), **{k: v for k, v in summary.items()
                                                  if k not in ("dataset", "traceback")}},
@@ -185,6 +179,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"run failed: {last['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.train.runner import run_foreground
+    from engine.train.store import RunStore
+
+    cfg = load_config(args.config, args.set)
+    dataset = prepare_run(cfg)
+    store = RunStore(args.runs_dir)
+    run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet), dataset=dataset)
+    return report(run, last)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -214,14 +219,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     run = RunStore(args.runs_dir).get(args.run_id)
     run, last = resume_foreground(run, on_event=_Progress(args.quiet))
-    summary = run.summary()
-    print(json.dumps({"run": str(run.path), **{k: v for k, v in summary.items()
-                                                 if k not in ("dataset", "traceback")}},
-                     indent=2, sort_keys=True))
-    if last.get("type") == "failed":
-        print(f"run failed: {last['error']}", file=sys.stderr)
-        return 1
-    return 0
+    return report(run, last)
 
 
 def build_parser() -> argparse.ArgumentParser:
