@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from app import participants
 from app.state import map_cache
 
 st.set_page_config(page_title="SSL Studio", page_icon=":material/hub:", layout="wide")
@@ -16,4 +17,7 @@ PAGES = [
     st.Page("app/pages/runs.py", title="Runs", icon=":material/folder_open:"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+participants.require_name()  # a first visit asks for the participant's name (kept in ?who=)
+participants.sidebar()
+page.run()

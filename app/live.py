@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from app import charts, images
+from app.controls import queue_text
 from app.feed import Feed, feed
 from app.run_info import ACTIVE, run_status
 from app.state import run_dir
@@ -38,7 +39,7 @@ def _panel(run_id: str, key: str) -> None:
         st.rerun(scope="app")  # the run paused, resumed or ended: redraw the controls
     f = feed(run_id)
     cfg = run.config()
-    _status_line(f, status, run.summary())
+    _status_line(f, run_id, status, run.summary())
     _headline(f, cfg)
     _curves(f, key)
     steps = run.snapshots()
@@ -49,7 +50,7 @@ def _panel(run_id: str, key: str) -> None:
         diagnostics_panel(diag, key)
 
 
-def _status_line(f: Feed, status: str, summary: dict[str, Any]) -> None:
+def _status_line(f: Feed, run_id: str, status: str, summary: dict[str, Any]) -> None:
     failed = f.last("failed")
     if status == "failed" or failed:
         error = (failed or {}).get("error") or summary.get("error") or "unknown error"
@@ -57,13 +58,20 @@ def _status_line(f: Feed, status: str, summary: dict[str, Any]) -> None:
         return
     finished = f.last("finished")
     start = f.last("start")
-    if status in ("running", "paused") and start is None:
+    if status == "queued":
+        st.info(f"{queue_text(run_id)}. Its time budget starts when it starts.",
+                icon=":material/hourglass_top:")
+        return
+    if status in ("loading", "running", "paused") and start is None:
         last_status = f.last("status") or {}
         st.info(f"Starting: {last_status.get('message', 'loading data')}…")
-    elif finished:
-        st.success(f"{status.capitalize()}: {finished.get('reason', '')}")
     elif status == "interrupted":
-        st.warning("Interrupted: the process that trained this run ended before it finished.")
+        reason = summary.get("reason") or "the process that trained it ended before it finished"
+        more = (" Resume continues it from its last checkpoint." if summary.get("resumable")
+                else "")
+        st.warning(f"Interrupted: {reason}.{more}")
+    elif finished and status not in ACTIVE:
+        st.success(f"{status.capitalize()}: {finished.get('reason', '')}")
     elif status == "paused":
         st.info("Paused. Press Resume to go on.")
     if start is not None:
@@ -186,7 +194,7 @@ def compact(run_id: str, key: str) -> None:
         st.info("This run was deleted.")
         return
     f = feed(run_id)
-    _status_line(f, run_status(run_id), run.summary())
+    _status_line(f, run_id, run_status(run_id), run.summary())
     step, evals = f.last("step"), f.events("eval")
     cols = st.columns(3)
     cols[0].metric("Step", f"{step['step']:,}" if step else 0)

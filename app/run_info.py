@@ -1,8 +1,10 @@
-"""What the pages say about a run: its label, a picker over all runs, one table row."""
+"""What the pages say about a run: its label, a picker over the runs, one table row."""
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -11,23 +13,21 @@ from app.state import registry
 from engine.train.store import RunDir
 
 #: statuses of a run that is still going (the UI polls only for these)
-ACTIVE = ("running", "loading", "paused")
-#: a run of another process (the CLI) counts as running while its log grew this recently
-OTHER_PROCESS_SECONDS = 30.0
+ACTIVE = ("queued", "loading", "running", "paused")
 
 
 def run_status(run_id: str) -> str:
-    """The registry's status, except that a run trained by another process (the CLI, another
-    app) whose event log is still growing is ``running``, not ``interrupted``."""
-    status = registry().status(run_id)
-    if status == "interrupted":
-        try:
-            mtime = (registry().run(run_id).path / "metrics.jsonl").stat().st_mtime
-        except (OSError, ValueError):
-            return status
-        if time.time() - mtime < OTHER_PROCESS_SECONDS:
-            return "running"
-    return status
+    """The registry's status: live runs from their runner or the queue, others from the run
+    directory (which tells the truth: a run whose process died reads ``interrupted``)."""
+    try:
+        return registry().status(run_id)
+    except (FileNotFoundError, ValueError):
+        return "deleted"
+
+
+def owner(run: RunDir) -> str:
+    """Who started the run ("cli" for command-line runs; "?" for runs older than owners)."""
+    return str(run.summary().get("owner") or "?")
 
 
 def created(run: RunDir) -> float:
@@ -41,18 +41,23 @@ def created(run: RunDir) -> float:
 
 
 def when(t: float) -> str:
-    return time.strftime("%d %b %H:%M", time.localtime(t)) if t else "?"
+    """``08:17:32`` today, ``05 Dec 08:17:32`` on another day."""
+    if not t:
+        return "?"
+    same_day = time.strftime("%Y%m%d", time.localtime(t)) == time.strftime("%Y%m%d")
+    return time.strftime("%H:%M:%S" if same_day else "%d %b %H:%M:%S", time.localtime(t))
 
 
 def label(run: RunDir, with_status: bool = True) -> str:
-    """``simclr · shapes · 23 Nov 14:02 · finished`` (the config's own name when it has one)."""
+    """``simclr · shapes · ada · 14:02:37 · finished`` (the config's own name when it has
+    one): name, owner, start time to the second and status tell two runs apart."""
     try:
         cfg = run.config()
         name = cfg.name or f"{cfg.method.name} · {cfg.data.name}"
     except Exception:  # noqa: BLE001 — a damaged run still gets a line in the list
         name = run.id
     status = f" · {run_status(run.id)}" if with_status else ""
-    return f"{name} · {when(created(run))}{status}"
+    return f"{name} · {owner(run)} · {when(created(run))}{status}"
 
 
 def row(run: RunDir) -> dict[str, Any]:
@@ -69,6 +74,7 @@ def row(run: RunDir) -> dict[str, Any]:
     return {
         "run": run.id,
         "status": run_status(run.id),
+        "owner": s.get("owner") or "?",
         "method": method,
         "data": data,
         "backbone": backbone,
@@ -87,20 +93,39 @@ def pick_run(
     label_text: str,
     current: str | None,
     key: str,
+    on_pick: Callable[[str], None],
     need_snapshots: bool = False,
+    only_owner: str | None = None,
     help: str | None = None,
 ) -> str | None:
-    """A select box over every run (newest first); returns the chosen id."""
+    """A select box over the runs (newest first) showing ``current``; returns ``current`` when
+    it is listed, else None. A pick calls ``on_pick(run_id)``.
+
+    The caller's selection is the one source of truth; the box only shows it. Its key carries
+    the selection and the listed labels, so each change of either makes a new box: a browser
+    that still holds an older box's value (another run, an index into a shorter list) can never
+    send it back as a choice. ``only_owner`` lists only that participant's runs (and
+    ``current``).
+    """
     runs = registry().runs()
     if need_snapshots:
         runs = [r for r in runs if r.snapshots()]
+    if only_owner is not None:
+        runs = [r for r in runs if r.id == current or owner(r) == only_owner]
     if not runs:
         return None
     ids = [r.id for r in runs]
     labels = {r.id: label(r) for r in runs}
-    index = ids.index(current) if current in ids else 0
-    # A stale widget value (run deleted) would make Streamlit complain; reset it.
-    if st.session_state.get(key) not in (None, *ids):
-        del st.session_state[key]
-    return st.selectbox(label_text, ids, index=index, key=key, help=help,
-                        format_func=lambda i: labels.get(i, i))
+    shown = current if current in ids else None
+    digest = hashlib.sha1("\n".join([str(shown), *ids, *labels.values()]).encode())
+    widget = f"{key}_{digest.hexdigest()[:12]}"
+
+    def picked() -> None:
+        value = st.session_state.get(widget)
+        if value and value != shown and value in ids:
+            on_pick(value)
+
+    st.selectbox(label_text, ids, index=None if shown is None else ids.index(shown),
+                 key=widget, help=help, format_func=lambda i: labels.get(i, i),
+                 placeholder="Choose a run", on_change=picked)
+    return shown

@@ -18,6 +18,7 @@ from engine.config import DataConfig
 from engine.data import Dataset, load_dataset
 from engine.eval.maps import MapCache
 from engine.train.registry import RunRegistry
+from engine.train.runner import install_shutdown
 from engine.train.store import RunDir, RunStore
 
 #: data sets that load offline in a second or two; others load only when the user asks
@@ -30,7 +31,14 @@ def runs_root() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _registry(root: str) -> RunRegistry:
-    return RunRegistry(RunStore(root))
+    """Made once per process: runs an earlier server left behind as queued or running are
+    marked ``interrupted`` (resumable from their checkpoint), and the server's exit (SIGTERM,
+    Ctrl+C, a normal shutdown) stops the live runs with a final checkpoint."""
+    store = RunStore(root)
+    store.reconcile()
+    registry = RunRegistry(store)
+    install_shutdown(registry.stop_all)
+    return registry
 
 
 def registry() -> RunRegistry:
@@ -98,12 +106,13 @@ def selected_run(param: str = "run") -> str | None:
                 del st.query_params[param]
             return None
         st.session_state[key] = run_id
-    if st.query_params.get(param) != run_id:
-        st.query_params[param] = run_id
+    st.query_params[param] = run_id  # also when unchanged: the browser may not have it yet
     return run_id
 
 
 def select_run(run_id: str | None, param: str = "run") -> None:
+    """Make ``run_id`` the session's selected run (None: none) and name it in the URL; since a
+    URL change made just before ``st.rerun()`` is lost, ``selected_run`` names it again."""
     key = f"selected_{param}"
     if run_id:
         st.session_state[key] = run_id

@@ -47,11 +47,19 @@ def two_runs(tmp_path_factory):
     return root, ids
 
 
-def app(query: dict | None = None) -> AppTest:
+def app(query: dict | None = None, who: str | None = "tester") -> AppTest:
+    """The app as participant ``who`` (None: a first visit, which asks for a name)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in (query or {}).items():
+    for k, v in (({"who": who} if who else {}) | (query or {})).items():
         at.query_params[k] = v
     return at
+
+
+def picker(at: AppTest, label: str):
+    """The run picker labelled ``label`` (its key changes with the runs it lists)."""
+    boxes = [b for b in at.selectbox if b.label == label]
+    assert len(boxes) == 1, [b.label for b in at.selectbox]
+    return boxes[0]
 
 
 def registry_of(at: AppTest):
@@ -113,7 +121,7 @@ def test_masked_image_modelling_shows_what_it_fills_in(runs_dir, two_runs, monke
     root, ids = two_runs
     monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
     at = app({"run": ids[1]}).run()  # SupCon reconstructs nothing
-    assert "supcon" in str(at.selectbox(key="train_run_picker").value)
+    assert "supcon" in str(picker(at, "Run").value)
     assert "Reconstructions" not in [s.value for s in at.subheader]
 
 
@@ -275,7 +283,7 @@ def test_explore_draws_the_map_and_a_query_s_neighbours(two_runs, monkeypatch):
     no_exception(at)
     at.radio(key="explore_kind").set_value("pca").run()
     no_exception(at)
-    assert at.selectbox(key="explore_run_picker").value == ids[0]
+    assert picker(at, "Run").value == ids[0]
     assert at.selectbox(key="explore_colour").options[:2] == ["class", "colour"]
     at.button(key="explore_random").click().run()
     no_exception(at)
@@ -298,7 +306,7 @@ def test_compare_shows_both_runs_metrics_and_neighbours(two_runs, monkeypatch):
     no_exception(at)
     at.radio(key="compare_kind").set_value("pca").run()
     no_exception(at)
-    assert {at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value} == set(ids)
+    assert {picker(at, "Run A").value, picker(at, "Run B").value} == set(ids)
     table = at.dataframe[0].value
     assert len(table) == 2 and "precision@10 (class)" in table.columns
     at.button(key="compare_random").click().run()

@@ -127,9 +127,11 @@ def main() -> None:
     default_a, default_b = default_pair()
     cols = st.columns(2)
     with cols[0]:
-        a = pick_run("Run A", default_a, "compare_a", need_snapshots=True)
+        a = pick_run("Run A", default_a, "compare_a", lambda i: select_run(i, "a"),
+                     need_snapshots=True)
     with cols[1]:
-        b = pick_run("Run B", default_b, "compare_b", need_snapshots=True)
+        b = pick_run("Run B", default_b, "compare_b", lambda i: select_run(i, "b"),
+                     need_snapshots=True)
     if a is None or b is None or a == b:
         st.info("Pick two different runs with embedding maps. The motivating pair: train "
                 "**supcon** and **cross_entropy** on the same data set from the Train page.")

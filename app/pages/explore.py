@@ -11,7 +11,7 @@ import streamlit as st
 from app import charts, mapview
 from app.hover import hover_thumbnails
 from app.run_info import ACTIVE, pick_run, run_status
-from app.state import run_dir, select_run, selected_run
+from app.state import registry, run_dir, select_run, selected_run
 
 MAX_SELECTED_SHOWN = 40
 
@@ -120,16 +120,26 @@ def follow(run_id: str, step: int) -> None:
     st.fragment(poll, run_every=3.0)()
 
 
+def shown_run() -> str | None:
+    """The selected run when it has an embedding map, else the newest run that has one (the
+    selection stays as it is until the user picks)."""
+    run_id = selected_run()
+    run = run_dir(run_id)
+    if run is not None and run.snapshots():
+        return run_id
+    return next((r.id for r in registry().runs() if r.snapshots()), None)
+
+
 def main() -> None:
     st.title("Explore")
     top = st.columns([3, 2])
     with top[0]:
-        run_id = pick_run("Run", selected_run(), "explore_run_picker", need_snapshots=True)
+        run_id = pick_run("Run", shown_run(), "explore_run_picker", select_run,
+                          need_snapshots=True)
     if run_id is None:
         st.info("No run has an embedding map yet. Start one on the **Train** page: the first "
                 "map is taken at step 0, then about every 15 s.")
         return
-    select_run(run_id)
     run = run_dir(run_id)
     with top[1]:
         step = mapview.pick_step(run.snapshots(), key=f"explore_step_{run_id}")

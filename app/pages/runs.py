@@ -3,12 +3,16 @@ delete."""
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
+from app import controls, participants
 from app.feed import forget
-from app.run_info import row
+from app.run_info import owner, row
 from app.state import map_cache, registry, run_dir, select_run, selected_run
 
+TABLE = "runs_table"
 TRAIN, EXPLORE, COMPARE = "app/pages/train.py", "app/pages/explore.py", "app/pages/compare.py"
 
 
@@ -18,12 +22,14 @@ def confirm_delete(run_id: str) -> None:
              "deleted. A run still training is stopped first.")
     cols = st.columns(2)
     if cols[0].button("Delete", type="primary", key="confirm_delete", width="stretch"):
-        registry().delete(run_id)
+        error = controls.act("delete", run_id, participants.actor())
+        if error:
+            st.error(error, icon=":material/block:")
+            return
         forget(run_id)
         map_cache().clear(run_id)
         if selected_run() == run_id:
             select_run(None)
-        st.session_state.pop("runs_table", None)
         st.rerun()
     if cols[1].button("Cancel", key="cancel_delete", width="stretch"):
         st.rerun()
@@ -34,7 +40,8 @@ def actions(run_id: str) -> None:
     if run is None:
         return
     r = row(run)
-    st.markdown(f"**Selected:** {r['method']} on {r['data']}, {r['status']} "
+    actor = participants.actor()
+    st.markdown(f"**Selected:** {r['method']} on {r['data']} by {r['owner']}, {r['status']} "
                 f"· `{run_id}`")
     if r["error"]:
         st.error(f"**This run failed:** {r['error']}")
@@ -51,13 +58,28 @@ def actions(run_id: str) -> None:
     cols[2].download_button("Download (zip)", icon=":material/download:",
                             data=run.zip_bytes, file_name=f"{run_id}.zip",
                             mime="application/zip", key="download", width="stretch")
-    if cols[3].button("Delete…", icon=":material/delete:", key="delete", width="stretch"):
+    allowed = controls.may_act(actor, run_id)
+    if cols[3].button("Delete…", icon=":material/delete:", key="delete", width="stretch",
+                      disabled=not allowed,
+                      help=None if allowed else "Only its owner or the instructor may delete it"):
         confirm_delete(run_id)
+    controls.buttons(run_id, actor, key="runs_")
+
+
+def table_key(table: list[dict]) -> str:
+    """The table's key names its rows: a selection is a list of row numbers, so when a run
+    appears or goes (anyone's), a new table starts with nothing selected rather than with
+    another run under the same number."""
+    ids = "\n".join(t["run"] for t in table)
+    return f"{TABLE}_{hashlib.sha1(ids.encode()).hexdigest()[:12]}"
 
 
 def main() -> None:
     st.title("Runs")
+    only_mine = participants.scope("runs_scope_switch")
     runs = registry().runs()
+    if only_mine:
+        runs = [r for r in runs if owner(r) == participants.name()]
     st.caption(f"{len(runs)} run(s) in `{registry().store.root}`, newest first. Select a row "
                "to open, download or delete it; select two to compare them.")
     if not runs:
@@ -69,11 +91,11 @@ def main() -> None:
     knn_cols = ["kNN top-1", *attr_cols]
     named = ["name"] if any(t["name"] for t in table) else []
     errors = ["error"] if any(t["error"] for t in table) else []
-    order = ["status", "method", "data", "backbone", *named, *knn_cols, "steps", "images/s",
-             "created", *errors, "run"]
+    order = ["status", "owner", "method", "data", "backbone", *named, *knn_cols, "steps",
+             "images/s", "created", *errors, "run"]
     table = [{c: t.get(c) for c in order} for t in table]
     event = st.dataframe(
-        table, key="runs_table", on_select="rerun", selection_mode="multi-row",
+        table, key=table_key(table), on_select="rerun", selection_mode="multi-row",
         hide_index=True, width="stretch", column_order=order,
         column_config={
             "kNN top-1": st.column_config.NumberColumn("kNN class", format="%.3f",

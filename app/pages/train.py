@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
-from app import charts, images, live
+from app import charts, controls, images, live, participants
+from app.controls import submit
 from app.forms import view_editor
+from app.participants import Actor
 from app.run_form import (
     augment_preset,
     backbone_setup,
@@ -14,8 +18,8 @@ from app.run_form import (
     eval_setup,
     method_setup,
 )
-from app.run_info import ACTIVE, pick_run, run_status
-from app.state import dataset, dataset_is_quick, registry, select_run, selected_run
+from app.run_info import pick_run
+from app.state import dataset, dataset_is_quick, select_run, selected_run
 from engine.augment import preset_info, preview_grid, resolve_views
 from engine.config import (
     AugmentConfig,
@@ -23,47 +27,39 @@ from engine.config import (
     MethodConfig,
     ModelConfig,
     RunConfig,
-    validate,
 )
-from engine.methods import METHODS, build_method_config
 
 PICKER = "train_run_picker"
+ERROR = "train_error"  # (inputs, message) of the last refused start
 
 
 # -- the main area ---------------------------------------------------------------------------
-def start(cfg: RunConfig, quick: bool) -> None:
+def fingerprint(cfg: RunConfig) -> str:
+    """The inputs a start error belongs to: the error shows while they stay the same."""
+    return json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+
+
+def start(cfg: RunConfig, quick: bool, actor: Actor) -> None:
+    """Queue the run; on success the page follows it (a new rerun), on a refusal the message is
+    kept with the inputs it belongs to and drawn in this same rerun."""
     try:
-        validate(cfg)
-        build_method_config(METHODS.get(cfg.method.name), cfg.method.params)
-        resolve_views(cfg.augment)
         ds = dataset(cfg.data) if quick else None
-        runner = registry().start(cfg, ds)
+        run_id = submit(cfg, actor, ds)
     except Exception as exc:  # noqa: BLE001 — every set-up error is the user's to fix
-        st.session_state["train_error"] = str(exc) or type(exc).__name__
+        st.session_state[ERROR] = (fingerprint(cfg), str(exc) or type(exc).__name__)
         return
-    st.session_state.pop("train_error", None)
-    select_run(runner.id)
-    st.session_state.pop(PICKER, None)
+    st.session_state.pop(ERROR, None)
+    select_run(run_id)
     st.rerun()
 
 
-def controls(run_id: str) -> None:
-    status = run_status(run_id)
-    runner = registry().live(run_id)
-    cols = st.columns(3)
-    if runner is None or status not in ACTIVE:
-        return
-    if status == "paused":
-        if cols[0].button("Resume", icon=":material/play_arrow:", key="resume", width="stretch"):
-            runner.resume()
-            st.rerun()
-    elif cols[0].button("Pause", icon=":material/pause:", key="pause", width="stretch"):
-        runner.pause()
-        st.rerun()
-    if cols[1].button("Stop", icon=":material/stop:", key="stop", width="stretch"):
-        with st.spinner("Stopping…"):
-            runner.stop(timeout=20)
-        st.rerun()
+def start_error(cfg: RunConfig) -> str | None:
+    """The message of the last refused start, while the inputs are still those it refused."""
+    error = st.session_state.get(ERROR)
+    if error and error[0] == fingerprint(cfg):
+        return error[1]
+    st.session_state.pop(ERROR, None)
+    return None
 
 
 def data_tab(cfg: DataConfig, quick: bool) -> None:
@@ -138,6 +134,7 @@ def augment_tab(preset: str, data_cfg: DataConfig, quick: bool) -> AugmentConfig
 
 def main() -> None:
     st.title("Train")
+    actor = participants.actor()
     with st.sidebar:
         st.header("New run")
         data_cfg = data_setup()
@@ -154,35 +151,35 @@ def main() -> None:
     run_id = selected_run()
     top = st.columns([3, 2])
     with top[0]:
-        chosen = pick_run("Run", run_id, PICKER)
-        if chosen and chosen != run_id:
-            select_run(chosen)
-            run_id = chosen
-    if st.session_state.get("train_error"):
-        st.error(f"**Cannot start the run:** {st.session_state['train_error']}")
+        only_mine = participants.scope("train_scope")
+        run_id = pick_run("Run", run_id, PICKER, on_pick=select_run,
+                          only_owner=actor.name if only_mine else None)
+    error_box = st.empty()  # a refused start is drawn here, in the rerun of the press
 
     tab_live, tab_data, tab_aug = st.tabs([":material/monitoring: Live", ":material/image: Data",
                                          ":material/tune: Augmentations"])
     with tab_aug:
         aug = augment_tab(preset, data_cfg, quick)
+    cfg = RunConfig(
+        data=data_cfg, model=ModelConfig(backbone=backbone), augment=aug,
+        method=MethodConfig(name=method, params=params), train=train_cfg,
+        eval=eval_cfg, name=name,
+    )
+    if go:
+        start(cfg, quick, actor)
+    error = start_error(cfg)
+    if error:
+        error_box.error(f"**Cannot start the run:** {error}", icon=":material/error:")
     with tab_data:
         data_tab(data_cfg, quick)
     with tab_live:
         if run_id:
             with top[1]:
-                st.write("")
-                controls(run_id)
+                controls.buttons(run_id, actor)
             live.show(run_id)
         else:
-            st.info("No run yet. Pick a data set and a method in the sidebar (the defaults "
-                    "work) and press **Train**.")
-    if go:
-        cfg = RunConfig(
-            data=data_cfg, model=ModelConfig(backbone=backbone), augment=aug,
-            method=MethodConfig(name=method, params=params), train=train_cfg,
-            eval=eval_cfg, name=name,
-        )
-        start(cfg, quick)
+            st.info("No run on screen. Pick a data set and a method in the sidebar (the "
+                    "defaults work) and press **Train**, or choose an earlier run above.")
 
 
 main()

@@ -176,7 +176,7 @@ def _click_first_point(page, check_hover: bool = False) -> None:
 
 
 def test_train_watch_explore_click_neighbours(page, server):
-    page.goto(server)
+    page.goto(f"{server}/?who=e2e")
     train = page.get_by_role("button", name=re.compile("Train$"))
     train.wait_for(state="visible", timeout=60_000)
     # the first screen says what to do (Streamlit draws the page in pieces: wait for it)
