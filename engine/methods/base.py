@@ -17,21 +17,15 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from engine.config import setting
 from engine.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
 
 
-def param(
-    default: Any,
-    help: str,
-    low: float | None = None,
-    high: float | None = None,
-    choices: tuple | None = None,
-) -> Any:
-    """A config field with its help text and allowed range (read by the UI form and validation)."""
-    meta = {"help": help, "low": low, "high": high, "choices": choices}
-    return field(default=default, metadata=meta)
+#: a config field with its help text and allowed range (read by the UI form and validation):
+#: the same declaration as the run settings' (``engine.config.setting``)
+param = setting
 
 
 @dataclass
