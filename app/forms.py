@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from engine.augment.ops import OPS, validate_view
+from engine.config import describe_setting
 
 
 def _step(low: float, high: float) -> float:
@@ -53,6 +54,29 @@ def method_form(description: dict[str, Any], container: Any = st) -> dict[str, A
         if value != option["default"]:
             params[option["name"]] = value
     return params
+
+
+# -- run settings ------------------------------------------------------------------------------
+def setting_help(key: str) -> str:
+    """A run setting's declared help (``engine.config``), without the words about leaving it
+    unset (a form always sets it)."""
+    text = describe_setting(key)["help"] or ""
+    return " ".join(s for s in text.split(". ") if not s.startswith("Unset")).strip()
+
+
+def setting_input(key: str, label: str, widget_key: str, value: float | None = None,
+                  **kwargs: Any) -> Any:
+    """A number input for the run setting ``key`` ("section.field"): its declared default
+    (or ``value``, e.g. a method's own), bounds and help. Returns an int for int settings."""
+    d = describe_setting(key)
+    default = d["default"] if value is None else value
+    kind = int if isinstance(default, int) and not isinstance(default, bool) else float
+    low = d["low"] if d["low"] is not None else d["above"]
+    return kind(st.number_input(
+        label, value=kind(default), key=widget_key, help=kwargs.pop("help", setting_help(key)),
+        min_value=kind(low) if low is not None else None,
+        max_value=kind(d["high"]) if d["high"] is not None else None, **kwargs,
+    ))
 
 
 # -- augmentations ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.forms import method_form
+from app.forms import method_form, setting_help, setting_input
 from engine.augment import list_presets, resolve_views
 from engine.config import (
     AugmentConfig,
@@ -38,20 +38,6 @@ TRAIN_LABELS = {"batch_size": "batch size", "lr": "learning rate",
                 "warmup_epochs": "warm-up (epochs)", "weight_decay": "weight decay"}
 
 
-def _help(key: str) -> str:
-    """A setting's declared help, without the config file's words about unset values."""
-    text = describe_setting(key)["help"] or ""
-    return " ".join(s for s in text.split(". ") if not s.startswith("Unset")).strip()
-
-
-def _bounds(key: str, kind: type) -> dict:
-    """``min_value``/``max_value`` of a number input from a setting's declared bounds."""
-    d = describe_setting(key)
-    low = d["low"] if d["low"] is not None else d["above"]
-    return {"min_value": kind(low) if low is not None else None,
-            "max_value": kind(d["high"]) if d["high"] is not None else None}
-
-
 def _with(options: list, value: object) -> list:
     """``options`` with ``value`` among them (an engine default the list lacks), sorted."""
     return options if value in options else sorted([*options, value], key=lambda v: (v == 0, v))
@@ -70,18 +56,15 @@ def data_setup() -> DataConfig:
                         "use; folder: your own images (one sub-folder per class).")
     root = ""
     if name == "folder":
-        root = st.text_input("Image folder", key="data_root", help=_help("data.root"))
+        root = st.text_input("Image folder", key="data_root", help=setting_help("data.root"))
     with st.expander("Data options"):
         size = st.select_slider("Image size (px)", _with(IMAGE_SIZES, engine.image_size),
                                 value=engine.image_size, key="data_size",
-                                help=_help("data.image_size"))
-        train_size = st.number_input("Train images (0 = all)", value=engine.train_size,
-                                     step=1000, key="data_train_size", **_bounds(
-                                         "data.train_size", int), help=_help("data.train_size"))
-        labels = st.number_input("Labels per class (0 = all)", value=engine.labels_per_class,
-                                 step=10, key="data_labels", **_bounds(
-                                     "data.labels_per_class", int),
-                                 help=_help("data.labels_per_class"))
+                                help=setting_help("data.image_size"))
+        train_size = setting_input("data.train_size", "Train images (0 = all)",
+                                   "data_train_size", step=1000)
+        labels = setting_input("data.labels_per_class", "Labels per class (0 = all)",
+                               "data_labels", step=10)
     return DataConfig(name=name, root=root, image_size=int(size), train_size=int(train_size),
                       labels_per_class=int(labels))
 
@@ -111,20 +94,20 @@ def budget_setup(method_defaults: dict[str, float]) -> TrainConfig:
 
     batch = st.select_slider("Batch size", _with(BATCH_SIZES, int(own["batch_size"])),
                              value=int(own["batch_size"]), key=key("batch_size"),
-                             help=_help("train.batch_size"))
+                             help=setting_help("train.batch_size"))
     modes = ["time", "epochs"]
     mode = st.radio("Budget", modes, index=0 if engine.max_seconds else 1, horizontal=True,
                     key="train_mode",
                     format_func=lambda m: {"time": "Time budget", "epochs": "Epochs"}[m])
     if mode == "time":
         seconds = st.slider("Seconds", 10, 1800, int(engine.max_seconds or 120), 10,
-                            key="train_seconds", help=_help("train.max_seconds"))
+                            key="train_seconds", help=setting_help("train.max_seconds"))
         epochs, max_seconds = 0.0, float(seconds)  # epochs 0: the time budget alone ends it
     else:
-        epochs = st.number_input("Epochs", value=engine.epochs or DEFAULT_EPOCHS, step=1.0,
-                                 key="train_epochs", **_bounds("train.epochs", float),
-                                 help="Passes over the train split; 0 evaluates the untrained "
-                                 "net.")
+        epochs = setting_input("train.epochs", "Epochs", "train_epochs",
+                               engine.epochs or DEFAULT_EPOCHS, step=1.0,
+                               help="Passes over the train split; 0 evaluates the untrained "
+                               "net.")
         max_seconds = 0.0
     with st.expander("Optimisation"):
         if method_defaults:
@@ -134,25 +117,19 @@ def budget_setup(method_defaults: dict[str, float]) -> TrainConfig:
         choices = list(describe_setting("train.optimizer")["choices"])
         optimizer = st.radio("Optimiser", choices, index=_index(choices, engine.optimizer),
                              horizontal=True, key="train_optimizer", format_func=OPTIMIZERS.get,
-                             help=_help("train.optimizer") + " See BENCHMARKS.md for SimSiam "
-                             "with each on a CPU.")
+                             help=setting_help("train.optimizer")
+                             + " See BENCHMARKS.md for SimSiam with each on a CPU.")
         own_lr = train_recipe(method_defaults, optimizer)["lr"]
         lr = st.number_input("Learning rate per 256 images", value=float(own_lr), step=1e-4,
                              format="%.5f", key=f"train_lr_{optimizer}_{own_lr}",
-                             min_value=1e-6, max_value=10.0, help=_help("train.lr"))
+                             min_value=1e-6, max_value=10.0, help=setting_help("train.lr"))
         momentum = engine.momentum
         if optimizer == "sgd":
-            momentum = st.number_input("Momentum", value=engine.momentum, step=0.01,
-                                       key="train_momentum", **_bounds("train.momentum", float),
-                                       help=_help("train.momentum"))
-        warmup = st.number_input("Warm-up (epochs)", value=float(own["warmup_epochs"]), step=0.1,
-                                 key=key("warmup_epochs"), **_bounds("train.warmup_epochs",
-                                                                     float),
-                                 help=_help("train.warmup_epochs"))
-        decay = st.number_input("Weight decay", value=float(own["weight_decay"]), step=1e-5,
-                                format="%.5f", key=key("weight_decay"),
-                                **_bounds("train.weight_decay", float),
-                                help=_help("train.weight_decay"))
+            momentum = setting_input("train.momentum", "Momentum", "train_momentum", step=0.01)
+        warmup = setting_input("train.warmup_epochs", "Warm-up (epochs)", key("warmup_epochs"),
+                               float(own["warmup_epochs"]), step=0.1)
+        decay = setting_input("train.weight_decay", "Weight decay", key("weight_decay"),
+                              float(own["weight_decay"]), step=1e-5, format="%.5f")
     return TrainConfig(batch_size=int(batch), epochs=float(epochs), max_seconds=max_seconds,
                        optimizer=optimizer, lr=float(lr), momentum=float(momentum),
                        warmup_epochs=float(warmup), weight_decay=float(decay))
@@ -167,14 +144,14 @@ def eval_setup() -> EvalConfig:
                                 _with(EVAL_BANK, engine.knn_train_size),
                                 value=engine.knn_train_size, key="eval_bank",
                                 format_func=lambda n: "all" if n == 0 else f"{n:,}",
-                                help=_help("eval.knn_train_size"))
+                                help=setting_help("eval.knn_train_size"))
         queries = st.select_slider("Test images (kNN and map)",
                                    _with(EVAL_QUERIES, engine.knn_test_size),
                                    value=engine.knn_test_size, key="eval_queries",
                                    help="Test images classified by kNN; the embedding map shows "
                                    "them too.")
         every = st.slider("Evaluate every (s)", 5, 300, int(engine.every_seconds), 5,
-                          key="eval_every", help=_help("eval.every_seconds"))
+                          key="eval_every", help=setting_help("eval.every_seconds"))
     return EvalConfig(knn_train_size=int(bank), knn_test_size=int(queries),
                       snapshot_size=int(queries), every_seconds=float(every))
 
@@ -183,7 +160,7 @@ def backbone_setup() -> str:
     backbones = BACKBONES.names()
     default = describe_setting("model.backbone")["default"]
     return st.selectbox("Backbone", backbones, index=_index(backbones, default),
-                        key="backbone", help=_help("model.backbone"))
+                        key="backbone", help=setting_help("model.backbone"))
 
 
 def augment_preset(default: str, data_name: str) -> str:
