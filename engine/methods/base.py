@@ -77,8 +77,8 @@ class Method(nn.Module):
     semi_supervised: ClassVar[bool] = False
     #: the augmentation preset this method is designed for
     default_preset: ClassVar[str] = "simclr"
-    #: ``TrainConfig`` fields this method wants other than the engine's defaults (the app
-    #: starts its form from them; the CLI and config files stay explicit)
+    #: ``TrainConfig`` fields this method wants other than the engine's recipe (batch_size,
+    #: lr, warmup_epochs): every run that leaves them out gets them (``engine.recipe``)
     train_defaults: ClassVar[dict[str, float]] = {}
     #: data set name -> why the method means little there (shown when both are picked)
     data_caveats: ClassVar[dict[str, str]] = {}
