@@ -108,9 +108,14 @@ def _check_data(cfg: RunConfig, dataset: Dataset | None) -> int | None:
         return int((dataset.train.labels >= 0).sum())
     if cfg.data.name != "folder":
         return None
+    from engine.data import DataError
     from engine.data.folder import survey_folder
 
-    return survey_folder(cfg.data)["labelled"]
+    try:
+        return survey_folder(cfg.data)["labelled"]
+    except DataError as exc:
+        text = " ".join(str(exc).split())
+        raise DataError(text if text.startswith("data.") else f"data.root: {text}") from None
 
 
 def _data_words(cfg: RunConfig) -> str:

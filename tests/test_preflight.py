@@ -51,6 +51,14 @@ def test_a_bad_run_is_one_line_naming_the_key(overrides, words):
     assert "\n" not in str(bad.value)
 
 
+def test_a_folder_without_images_is_named(data_env):
+    (data_env / "empty" / "a").mkdir(parents=True)
+    (data_env / "empty" / "a" / "notes.txt").write_text("no images here")
+    cfg = RunConfig().with_overrides({"data.name": "folder", "data.root": str(data_env / "empty")})
+    with pytest.raises(ValueError, match="data.root: no readable images in"):
+        check_run(cfg)
+
+
 def test_an_untrained_baseline_is_a_run():
     check_run(RunConfig().with_overrides({"model.backbone": "pixels", "train.epochs": 0,
                                           "train.max_seconds": 0}))
