@@ -104,6 +104,7 @@ def test_links_out_of_an_allowed_folder_are_not_followed(lan, tmp_path, monkeypa
     assert ds.class_names == ["a"]
     assert len(ds.train) + len(ds.test) == 5
     assert touched == []
+    assert ds.skipped == 2 and "b (a link out of the folder)" in ds.skipped_examples
 
 
 def test_outside_lan_mode_links_are_followed(tmp_path, monkeypatch):

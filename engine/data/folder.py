@@ -277,6 +277,7 @@ def _list_folder(cfg: DataConfig) -> _Folder:
         train_list.loose, test_list.loose = _hash_split(train_list.loose)
     else:
         pool.skipped += test_list.skipped
+    pool.skipped += walk.refused
     return _Folder(root, train_list, test_list, pool, class_names)
 
 

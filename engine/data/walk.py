@@ -33,6 +33,7 @@ class FolderWalk:
         self.cap = max_files() if cap is None else cap
         self.confine = lan_mode() if confine is None else confine
         self.count = 0
+        self._refused: dict[str, str] = {}  # real path of a link left out -> "path (why)"
         self._walked: set[str] = set()
 
     def _tick(self) -> None:
@@ -58,6 +59,9 @@ class FolderWalk:
                     continue
                 self._tick()
                 if not self._followed(entry):
+                    rel = os.path.relpath(entry.path, self.root).replace(os.sep, "/")
+                    link = os.path.join(os.path.realpath(folder), entry.name)
+                    self._refused.setdefault(link, f"{rel} (a link out of the folder)")
                     continue
                 try:
                     if entry.is_dir():
@@ -67,6 +71,11 @@ class FolderWalk:
                 except OSError:
                     continue
         return sorted(dirs), sorted(files)
+
+    @property
+    def refused(self) -> list[str]:
+        """The links left out so far, once each: "path (a link out of the folder)"."""
+        return list(self._refused.values())
 
     def files_under(self, folder: Path) -> list[str]:
         """Every file under ``folder`` (depth first, names in order), as paths relative to the
