@@ -20,6 +20,7 @@ from engine.config import (
     describe_setting,
 )
 from engine.data import DATASETS
+from engine.data.roots import allowed_roots, lan_mode
 from engine.methods import METHODS, describe_method
 from engine.models import BACKBONES
 from engine.recipe import train_recipe
@@ -57,6 +58,10 @@ def data_setup() -> DataConfig:
     root = ""
     if name == "folder":
         root = st.text_input("Image folder", key="data_root", help=setting_help("data.root"))
+        if lan_mode():
+            st.caption("This server reads image folders only inside "
+                       + ", ".join(f"`{r}`" for r in allowed_roots())
+                       + " (a relative path starts in the first).")
     with st.expander("Data options"):
         size = st.select_slider("Image size (px)", _with(IMAGE_SIZES, engine.image_size),
                                 value=engine.image_size, key="data_size",

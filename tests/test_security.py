@@ -135,3 +135,22 @@ def test_a_missing_folder_in_lan_mode_lists_nothing_beside_it(lan):
     message = str(missing.value)
     assert "does not exist" in message and message.startswith("data.root")
     assert "holiday_photos" not in message and "other_project" not in message
+
+
+@pytest.mark.usefixtures("no_umap_warm_up", "runs_dir")
+def test_the_train_page_in_lan_mode_names_the_roots_and_refuses_others(lan, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.fixtures.app import APP, TIMEOUT, no_exception
+
+    _images(tmp_path / "private" / "cats", 4)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["who"] = "tester"
+    at.run()
+    at.sidebar.selectbox(key="data_name").set_value("folder").run()
+    no_exception(at)
+    assert any(str(lan) in c.value for c in at.sidebar.caption)
+    at.sidebar.text_input(key="data_root").set_value(str(tmp_path / "private")).run()
+    no_exception(at)
+    shown = "\n".join(e.value for e in at.error)
+    assert "data folder" in shown and "private" not in shown and "cats" not in shown, shown
