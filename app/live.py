@@ -40,6 +40,8 @@ def _panel(run_id: str, key: str) -> None:
     f = feed(run_id)
     cfg = run.config()
     _status_line(f, run_id, status, run.summary())
+    if status == "queued":
+        return
     _headline(f, cfg)
     _curves(f, key)
     steps = run.snapshots()

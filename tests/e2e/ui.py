@@ -139,3 +139,10 @@ def metric(page: Any, label: str) -> str:
 def step_on_screen(page: Any) -> int:
     text = metric(page, "Step").replace(",", "")
     return int(text) if text.isdigit() else 0
+
+
+def open_run(page: Any, url: str, who: str, run_id: str) -> None:
+    """Open a run by its link (``?who=…&run=…``), as a bookmark or a shared link would."""
+    page.goto(f"{url}/?who={who}&run={run_id}")
+    wait_until(lambda: url_param(page, "run") == run_id and picker_text(page), 60,
+               "the run from its link")
