@@ -147,3 +147,28 @@ def test_a_queued_run_shows_its_place_and_starts_when_the_first_ends(app, visit)
                   30, "the queued run to start")
     assert ui.url_param(page, "run") == second, "the page did not follow the queued run"
     ui.wait_until(lambda: disk_status(app, second) == "finished", START_S + 30, "the second run")
+
+
+def test_a_refused_start_shows_at_once_and_clears_when_the_inputs_change(app, visit, tmp_path):
+    page = visit(app.url, "ada")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_role("combobox", name="Data set", exact=True).click()
+    page.get_by_role("option", name="folder", exact=True).click()
+    folder = sidebar.get_by_role("textbox", name="Image folder")
+    known = runs_on_disk(app)
+    alert = page.get_by_test_id("stMainBlockContainer").get_by_text("Cannot start the run")
+    for name in ("first-missing", "second-missing"):
+        folder.fill(str(tmp_path / name))
+        folder.press("Enter")
+        page.wait_for_timeout(1500)
+        assert alert.count() == 0  # nothing before the press
+        ui.train_button(page).click()
+        alert.first.wait_for(state="visible", timeout=20_000)  # in the rerun of the press
+        box = page.get_by_test_id("stAlert").filter(has_text="Cannot start the run").first
+        text = box.inner_text()
+        assert name in text and "first-missing" not in text.replace(name, ""), text
+    ui.shot(page, "steering-refused")
+    folder.fill(str(tmp_path / "third"))
+    folder.press("Enter")
+    ui.wait_until(lambda: alert.count() == 0, 10, "the message to clear")
+    assert runs_on_disk(app) == known  # a refused start makes no run
