@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -30,10 +31,13 @@ def setting(
     high: float | None = None,
     choices: tuple | None = None,
     above: float | None = None,
+    pattern: str | None = None,
 ) -> Any:
     """A config field with its help, inclusive bounds (``low``, ``high``), a strict lower bound
-    (``above``) and allowed ``choices``: what validation and the form read."""
-    meta = {"help": help, "low": low, "high": high, "choices": choices, "above": above}
+    (``above``), allowed ``choices`` and other values it allows (a regular expression,
+    ``pattern``): what validation and the form read."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "above": above,
+            "pattern": pattern}
     return field(default=default, metadata=meta)
 
 
@@ -95,7 +99,8 @@ class TrainConfig:
     warmup_epochs: float | None = setting(
         None, "Linear warm-up of the learning rate (epochs), then cosine decay to 0 at the end "
         "of the budget. Unset: the method's own.", 0)
-    device: str = setting("auto", "Where to train.", choices=("auto", "cpu", "cuda", "mps"))
+    device: str = setting("auto", "Where to train (cuda:N names one GPU of several).",
+                          choices=("auto", "cpu", "cuda", "mps"), pattern=r"cuda:\d+")
     precision: str = setting("auto", "auto = bf16 on CUDA.", choices=("auto", "fp32", "bf16"))
     compile: bool = setting(False, "torch.compile the step (CUDA; pays off on long runs only).")
     channels_last: bool = setting(True, "NHWC memory format on CUDA and the CPU.")
@@ -327,8 +332,8 @@ def describe_setting(key: str) -> dict[str, Any]:
 def check_setting(key: str, value: Any, meta: Any) -> None:
     """Raise ``ValueError`` naming ``key`` when ``value`` breaks its declared bounds or choices
     (``meta``: a field's metadata, see :func:`setting`)."""
-    choices = meta.get("choices")
-    if choices and value not in choices:
+    choices, pattern = meta.get("choices"), meta.get("pattern")
+    if choices and value not in choices and not (pattern and re.fullmatch(pattern, str(value))):
         raise ValueError(f"{key} must be one of {', '.join(map(str, choices))} (got {value!r})")
     if not isinstance(value, int | float) or isinstance(value, bool):
         return

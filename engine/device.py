@@ -16,8 +16,13 @@ def pick_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA GPU is visible; use auto or cpu")
+    if name.startswith("cuda"):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"train.device={name} but no CUDA GPU is visible; use auto or cpu")
+        index = int(name.partition(":")[2] or 0)
+        if index >= n:
+            raise ValueError(f"train.device={name} but only {n} CUDA GPU(s) are visible")
     if name == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):

@@ -140,3 +140,21 @@ def test_every_example_run_loads_and_passes_the_check(path):
     cfg = cli.load_config(str(path), [])
     check_run(cfg)
     assert cfg.name, "an example names its run"
+
+
+def test_skipped_files_are_recorded_in_the_run_summary(data_env):
+    from engine.train.runner import run_foreground
+    from engine.train.store import RunStore
+
+    _images(data_env / "photos" / "a", 4)
+    _images(data_env / "photos" / "b", 4)
+    (data_env / "photos" / "b" / "broken.png").write_bytes(b"\x89PNG junk")
+    cfg = RunConfig().with_overrides({
+        "data.name": "folder", "data.image_size": 16, "data.root": str(data_env / "photos"),
+        "train.epochs": 1, "train.max_seconds": 0, "train.batch_size": 4,
+        "eval.knn_train_size": 8, "eval.knn_test_size": 8, "eval.snapshot_size": 8,
+        "eval.linear_probe": False, "eval.diagnostics_every_steps": 0,
+    })
+    run, last = run_foreground(cfg, RunStore(data_env / "runs"))
+    assert last["type"] == "finished", last
+    assert run.summary()["skipped_files"] == 1

@@ -80,7 +80,8 @@ class Recorder:
             self.run.write_summary({"status": event["status"], **owner_fields()})
         elif kind == "start":
             self.run.write_summary({"status": "running", "device": event["device"],
-                                    "dataset": event["dataset"]})
+                                    "dataset": event["dataset"],
+                                    "skipped_files": event["dataset"].get("skipped", 0)})
         elif kind == "eval":
             self.run.write_summary({k: v for k, v in event.items() if k.startswith("knn_")})
         elif kind == "finished":
