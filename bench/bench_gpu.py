@@ -101,7 +101,6 @@ def throughput(args: argparse.Namespace) -> None:
         cfg = RunConfig().with_overrides({
             **data,
             "method.name": method,
-            "augment.preset": METHODS.get(method).default_preset,
             "model.backbone": "resnet18_cifar",
             "train.batch_size": args.batch,
             "train.compile": args.compile,
