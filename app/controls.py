@@ -56,11 +56,10 @@ def act(verb: str, run_id: str, actor: Actor) -> str | None:
     reg = registry()
     try:
         if verb == "stop":
-            with st.spinner("Stopping…"):
-                if not reg.stop(run_id, actor, timeout=STOP_WAIT_S):
-                    return ("it has not ended yet: a run trained by another process (the "
-                            "command line) is stopped there" if reg.live(run_id) is None
-                            else "it has not ended yet; press Stop again in a moment")
+            if not reg.stop(run_id, actor, timeout=STOP_WAIT_S):
+                return ("it has not ended yet: a run trained by another process (the command "
+                        "line) is stopped there" if reg.live(run_id) is None
+                        else "it has not ended yet; press Stop again in a moment")
         elif verb == "pause":
             reg.pause(run_id, actor)
         elif verb == "unpause":
@@ -76,44 +75,49 @@ def act(verb: str, run_id: str, actor: Actor) -> str | None:
     return None
 
 
+def _press(verb: str, run_id: str, actor: Actor, key: str) -> None:
+    """A button's callback: it runs before the page is drawn, so the press counts even when
+    the run's status has changed meanwhile and the button is no longer drawn (a queued run
+    that started while Cancel was pressed is stopped all the same)."""
+    error = act(verb, run_id, actor)
+    if error:
+        st.session_state[f"{key}refusal"] = (run_id, error)
+
+
 def buttons(run_id: str, actor: Actor, key: str = "") -> None:
     """The run's controls for its status, shown only to who may use them: Cancel (queued),
     Pause / Resume and Stop (going), Resume (an interrupted or stopped run with a checkpoint).
-    A press acts, then redraws the page; a refusal is shown under the buttons."""
+    A press acts before the page is drawn again; a refusal is shown under the buttons."""
+    refusal = st.session_state.pop(f"{key}refusal", None)
     status = run_status(run_id)
-    can_resume = resumable(run_id)
-    if status not in ACTIVE and not can_resume:
-        return
-    if not may_act(actor, run_id):
-        run = run_dir(run_id)
-        who = (run.summary().get("owner") if run else None) or "its owner"
-        st.caption(f"Started by **{who}**: only they or the instructor can steer it.")
-        return
+    if status in ACTIVE or resumable(run_id):
+        if may_act(actor, run_id):
+            _draw(run_id, status, actor, key)
+        else:
+            run = run_dir(run_id)
+            who = (run.summary().get("owner") if run else None) or "its owner"
+            st.caption(f"Started by **{who}**: only they or the instructor can steer it.")
+    if refusal is not None and refusal[0] == run_id:
+        st.error(refusal[1], icon=":material/block:")
+
+
+def _draw(run_id: str, status: str, actor: Actor, key: str) -> None:
     cols = st.columns(3)
-    pressed: str | None = None
-    if status == "queued":
-        if cols[0].button("Cancel", icon=":material/cancel:", key=f"{key}cancel",
-                          width="stretch", help="Take this run out of the queue"):
-            pressed = "stop"
+
+    def button(col: int, label: str, icon: str, verb: str, name: str, help: str | None = None
+               ) -> None:
+        cols[col].button(label, icon=icon, key=f"{key}{name}", width="stretch", help=help,
+                         on_click=_press, args=(verb, run_id, actor, key))
+
+    if status == "queued":  # where Stop will be once it starts
+        button(1, "Cancel", ":material/cancel:", "stop", "cancel",
+               "Take this run out of the queue")
     elif status in ACTIVE:
         if status == "paused":
-            if cols[0].button("Resume", icon=":material/play_arrow:", key=f"{key}resume",
-                              width="stretch"):
-                pressed = "unpause"
-        elif cols[0].button("Pause", icon=":material/pause:", key=f"{key}pause",
-                            width="stretch"):
-            pressed = "pause"
-        if cols[1].button("Stop", icon=":material/stop:", key=f"{key}stop", width="stretch"):
-            pressed = "stop"
-    elif cols[0].button("Resume", icon=":material/play_arrow:", key=f"{key}continue",
-                        width="stretch", help="Continue from the last checkpoint; the curves "
-                        "go on where they stopped"):
-        pressed = "resume"
-    if pressed is None:
-        return
-    error = act(pressed, run_id, actor)
-    if error:
-        st.error(error, icon=":material/block:")
+            button(0, "Resume", ":material/play_arrow:", "unpause", "resume")
+        else:
+            button(0, "Pause", ":material/pause:", "pause", "pause")
+        button(1, "Stop", ":material/stop:", "stop", "stop")
     else:
-        st.rerun()
-
+        button(0, "Resume", ":material/play_arrow:", "resume", "continue",
+               "Continue from the last checkpoint; the curves go on where they stopped")
