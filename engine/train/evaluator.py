@@ -24,6 +24,7 @@ from engine.eval.embed import embed_images, eval_mode
 from engine.eval.knn import knn_top1
 from engine.eval.linear_probe import linear_probe
 from engine.methods import Method
+from engine.train.events import DiagnosticsEvent, EvalEvent, SnapshotEvent
 
 #: test images a reconstructing method (MIM) shows at each evaluation
 RECONSTRUCTIONS = 8
@@ -124,7 +125,7 @@ class Evaluator:
         query = self.embed(method, ds.test.images[self.query_index], should_stop)
         features = Features(bank["h"], ds.train.labels[self.bank_index].numpy(),
                             query["h"], ds.test.labels[self.query_index].numpy())
-        result: dict[str, Any] = {"type": "eval", "step": step}
+        result: dict[str, Any] = EvalEvent(type="eval", step=step)
         if features.labelled:
             for key in ("h", "z"):
                 if key in query:
@@ -158,7 +159,7 @@ class Evaluator:
         pictures = self._reconstructions(method)
         if pictures is not None:
             arrays["reconstructions"] = pictures
-        return {"type": "snapshot", "step": step, "arrays": arrays}
+        return {**SnapshotEvent(type="snapshot", step=step), "arrays": arrays}
 
     def _reconstructions(self, method: Method) -> Any:
         """uint8 (3, n, C, H, W) from ``method.reconstruct`` of the first snapshot images,
@@ -193,7 +194,7 @@ class Evaluator:
         as_np = lambda t: t.float().cpu().numpy()  # noqa: E731
         diag = diagnostics(as_np(out0["h"]), as_np(out0[key]), as_np(out1[key]))
         alarm = collapse_alarm(diag, self.cfg.method.name, step=step)
-        return {"type": "diagnostics", "step": step, **diag, "alarm": alarm.__dict__}
+        return {**DiagnosticsEvent(type="diagnostics", step=step, alarm=alarm.__dict__), **diag}
 
     @staticmethod
     def linear_probe(features: Features) -> float | None:

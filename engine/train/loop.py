@@ -43,11 +43,12 @@ from engine.methods import METHODS, Batch, Method, StepOutput, build_method
 from engine.models import build_backbone
 from engine.train import checkpoint as ckpt
 from engine.train.evaluator import Evaluator, Features, Stopped
+from engine.train.events import CheckpointEvent, Event, FinishedEvent, StartEvent, StepEvent
 from engine.train.order import DataOrder
 from engine.train.prefetch import PinnedGather, stream_batches
 from engine.train.schedule import Clock, Schedule
 
-Events = Generator[dict[str, Any], None, dict[str, Any]]
+Events = Generator[Event, None, dict[str, Any]]
 
 
 class TrainingError(RuntimeError):
@@ -184,9 +185,9 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # -- checkpoints --------------------------------------------------------------------------
-    def checkpoint(self) -> dict[str, Any]:
+    def checkpoint(self) -> CheckpointEvent:
         """A ``checkpoint`` event whose ``state`` holds everything to continue exactly."""
-        return {"type": "checkpoint", "step": self.step, "state": ckpt.capture(self)}
+        return CheckpointEvent(type="checkpoint", step=self.step, state=ckpt.capture(self))
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint dict (``engine.train.checkpoint.load``)."""
@@ -212,7 +213,7 @@ class Trainer:
                 yield idx, self.images[idx]
 
     # -- the loop -----------------------------------------------------------------------------
-    def events(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
+    def events(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
         """Train, yielding events; ends with a ``finished`` event (status finished/stopped).
         The run's clock runs only while this generator works, not while its events are used."""
         self.clock.start()
@@ -224,22 +225,22 @@ class Trainer:
         finally:
             self.clock.stop()
 
-    def _events(self, should_stop: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+    def _events(self, should_stop: Callable[[], bool]) -> Iterator[Event]:
         cfg, e, sched = self.cfg, self.cfg.eval, self.schedule
         total = sched.total_steps
-        yield {
-            "type": "start",
-            "device": str(self.device),
-            "precision": str(self.amp_dtype or "fp32").replace("torch.", ""),
-            "resident": self.resident,
-            "batch_size": self.batch_size,
-            "steps_per_epoch": self.steps_per_epoch,
-            "total_steps": total if math.isfinite(total) else None,
-            "max_seconds": sched.max_seconds,
-            "resumed_from": self.resumed_from,
-            "parameters": sum(p.numel() for p in self.method.parameters()),
-            "dataset": self.dataset.describe(),
-        }
+        yield StartEvent(
+            type="start",
+            device=str(self.device),
+            precision=str(self.amp_dtype or "fp32").replace("torch.", ""),
+            resident=self.resident,
+            batch_size=self.batch_size,
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=total if math.isfinite(total) else None,
+            max_seconds=sched.max_seconds,
+            resumed_from=self.resumed_from,
+            parameters=sum(p.numel() for p in self.method.parameters()),
+            dataset=self.dataset.describe(),
+        )
         status, reason = "finished", "completed all epochs"
         if not sched.trains:  # nothing to train: evaluate the untrained model now
             yield from self._evaluation(0, should_stop)
@@ -301,26 +302,24 @@ class Trainer:
                 status, reason = "stopped", "stopped by the user"
         if self.step:
             yield self.checkpoint()
-        yield {
-            "type": "finished",
-            "status": status,
-            "reason": reason,
-            "steps": self.step,
-            "epochs": self.step / self.steps_per_epoch,
-            "progress": 1.0 if status == "finished" else progress,
-            "images_per_s": self.images_seen / self.train_seconds if self.train_seconds else 0.0,
-            "train_seconds": self.train_seconds,
-            "elapsed": self.clock.seconds,
-            "device": str(self.device),
-            **{k: v for k, v in self.last_eval.items() if k.startswith(("knn_", "linear_"))},
-        }
+        finished = FinishedEvent(
+            type="finished", status=status, reason=reason, steps=self.step,
+            epochs=self.step / self.steps_per_epoch,
+            progress=1.0 if status == "finished" else progress,
+            images_per_s=self.images_seen / self.train_seconds if self.train_seconds else 0.0,
+            train_seconds=self.train_seconds,
+            elapsed=self.clock.seconds,
+            device=str(self.device),
+        )
+        yield {**finished, **{k: v for k, v in self.last_eval.items()
+                              if k.startswith(("knn_", "linear_"))}}
 
     def _step_event(
         self, loss_sum: torch.Tensor, n: int, logs_sum: dict[str, torch.Tensor], lr: float,
         progress: float,
     ) -> dict[str, Any]:
-        """The step event of the last ``n`` steps: their mean loss and logs; ``lr`` and
-        ``progress`` of the last of them."""
+        """The :class:`StepEvent` of the last ``n`` steps: their mean loss and logs; ``lr``
+        and ``progress`` of the last of them."""
         loss = float(loss_sum) / n  # the one host sync, a few times a second
         if not math.isfinite(loss):
             raise TrainingError(
@@ -328,17 +327,17 @@ class Trainer:
                 f"(train.lr, now {self.cfg.train.lr:g}), a higher temperature, "
                 "train.precision=fp32, or milder augmentations."
             )
-        return {
-            "type": "step",
-            "step": self.step,
-            "epoch": self.step / self.steps_per_epoch,
-            "loss": loss,
-            "lr": lr,
-            "progress": progress,
-            "images_per_s": self.images_seen / max(self.train_seconds, 1e-9),
-            "elapsed": self.clock.seconds,
-            **{k: float(v) / n for k, v in logs_sum.items()},
-        }
+        event = StepEvent(
+            type="step",
+            step=self.step,
+            epoch=self.step / self.steps_per_epoch,
+            loss=loss,
+            lr=lr,
+            progress=progress,
+            images_per_s=self.images_seen / max(self.train_seconds, 1e-9),
+            elapsed=self.clock.seconds,
+        )
+        return {**event, **{k: float(v) / n for k, v in logs_sum.items()}}
 
     def _evaluation(
         self, step: int, should_stop: Callable[[], bool], method: Method | None = None
@@ -358,7 +357,7 @@ class Trainer:
         self._initial = None
         return result
 
-    def _final_evaluation(self, should_stop: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+    def _final_evaluation(self, should_stop: Callable[[], bool]) -> Iterator[Event]:
         """The evaluation of the final weights (unless the last step had one) and the linear
         probe on its features."""
         if self._initial is not None and self.step:

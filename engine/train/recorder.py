@@ -14,7 +14,7 @@ from typing import Any
 from engine.config import RunConfig
 from engine.data import Dataset
 from engine.train import checkpoint
-from engine.train.events import EventLog
+from engine.train.events import EventLog, FailedEvent, StatusEvent
 from engine.train.loop import Trainer
 from engine.train.store import LIVE, RunDir, owner_fields
 
@@ -123,8 +123,8 @@ def execute(
                 raise ValueError(f"run {recorder.run.id} has no checkpoint to resume from")
             state = checkpoint.load(path)
             recorder.run.truncate_metrics(int(state["step"]))
-            recorder({"type": "status", "status": "resumed", "step": int(state["step"])})
-        recorder({"type": "status", "status": "loading", "message": "loading data"})
+            recorder(StatusEvent(type="status", status="resumed", step=int(state["step"])))
+        recorder(StatusEvent(type="status", status="loading", message="loading data"))
         trainer = Trainer(cfg, dataset, emit_every=emit_every)
         if state is not None:
             trainer.restore(state)
@@ -139,8 +139,8 @@ def execute(
             wait_if_paused()
         return last
     except Exception as exc:  # noqa: BLE001 — any failure becomes a failed run with its reason
-        event = {"type": "failed", "error": explain(exc),
-                 "traceback": traceback.format_exc(limit=8)}
+        event = FailedEvent(type="failed", error=explain(exc),
+                            traceback=traceback.format_exc(limit=8))
         try:
             recorder(event)
         except OSError:

@@ -28,7 +28,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.data import Dataset
-from engine.train.events import EventLog
+from engine.train.events import EventLog, StatusEvent
 from engine.train.recorder import (
     RESUMABLE,
     Heartbeat,
@@ -111,7 +111,7 @@ class Runner:
     def _set_live_status(self, status: str) -> None:
         if self.run.summary().get("status") in LIVE:
             self.run.write_summary({"status": status})
-        self.log.append({"type": "status", "status": status, "time": time.time()})
+        self.log.append({**StatusEvent(type="status", status=status), "time": time.time()})
 
     def pause(self) -> None:
         if self.alive and self._running.is_set():
