@@ -22,6 +22,7 @@ TINY = {
     "model.width": 8,
     "train.batch_size": 64,
     "train.epochs": 1,
+    "train.max_seconds": 0,
     "eval.knn_train_size": 512,
     "eval.snapshot_size": 128,
     "eval.probe_size": 64,
@@ -333,3 +334,66 @@ def test_runs_page_without_runs(runs_dir):
     at.switch_page("app/pages/runs.py").run()
     no_exception(at)
     assert "No runs yet" in texts(at)
+
+
+# -- Participants ----------------------------------------------------------------------------
+def test_a_first_visit_asks_for_a_name_and_keeps_it_in_the_url(runs_dir):
+    at = app(who=None).run()
+    no_exception(at)
+    assert [t.value for t in at.title] == ["Welcome to SSL Studio"]
+    assert not at.sidebar.selectbox  # nothing else until a name is given
+    at.text_input(key="participant_name_input").set_value("  Ada \t Lovelace ")
+    at.button[0].click().run()
+    no_exception(at)
+    assert at.query_params["who"] in (["Ada Lovelace"], "Ada Lovelace")
+    assert at.sidebar.selectbox(key="data_name").value == "shapes"
+    assert "**Ada Lovelace**" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+def _someone_elses_run(at: AppTest) -> str:
+    from engine.train.participants import Actor
+
+    cfg = RunConfig().with_overrides({**TINY, "train.epochs": 0, "train.max_seconds": 60})
+    return registry_of(at).submit(cfg, Actor("bob"))
+
+
+def test_only_the_owner_or_the_instructor_may_steer_a_run(runs_dir, monkeypatch):
+    from engine.train.participants import Actor
+
+    monkeypatch.setenv("SSL_STUDIO_INSTRUCTOR_TOKEN", "s3cret")
+    at = app().run()
+    run_id = _someone_elses_run(at)
+    reg = registry_of(at)
+    try:
+        at = app({"run": run_id}, who="ada").run()
+        no_exception(at)
+        assert "Started by **bob**" in texts(at)
+        assert not [b for b in at.button if b.key in ("stop", "cancel", "pause")]
+        assert picker(at, "Run").value == run_id
+        assert any(" · bob · " in o for o in picker(at, "Run").options)
+        at = app({"run": run_id, "token": "wrong"}, who="ada").run()
+        assert "This token is not the instructor's." in texts(at)
+        assert not [b for b in at.button if b.key in ("stop", "cancel", "pause")]
+        at = app({"run": run_id, "token": "s3cret"}, who="ada").run()
+        no_exception(at)
+        assert "instructor" in " ".join(m.value for m in at.sidebar.markdown)
+        stop = [b for b in at.button if b.key in ("stop", "cancel")]
+        assert stop, [b.key for b in at.button]
+        stop[0].click().run()
+        no_exception(at)
+        assert reg.status(run_id) == "stopped"
+    finally:
+        reg.stop(run_id, Actor("", instructor=True))
+
+
+def test_runs_page_shows_owners_and_my_runs(two_runs, monkeypatch):
+    root, ids = two_runs
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
+    at = app()
+    at.run()
+    at.switch_page("app/pages/runs.py").run()
+    no_exception(at)
+    assert set(at.dataframe[0].value["owner"]) == {"cli"}
+    at.segmented_control(key="runs_scope_switch").set_value("My runs").run()
+    no_exception(at)
+    assert "You have no runs yet" in texts(at)

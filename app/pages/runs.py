@@ -82,6 +82,9 @@ def main() -> None:
         runs = [r for r in runs if owner(r) == participants.name()]
     st.caption(f"{len(runs)} run(s) in `{registry().store.root}`, newest first. Select a row "
                "to open, download or delete it; select two to compare them.")
+    if not runs and only_mine:
+        st.info("You have no runs yet. Start one on the **Train** page.")
+        return
     if not runs:
         st.info("No runs yet. Start one on the **Train** page, or from a shell: "
                 "`python -m engine train`.")
