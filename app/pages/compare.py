@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import charts, mapview
+from app import charts, mapview, participants
 from app.hover import hover_thumbnails
 from app.run_info import label, pick_run
 from app.state import registry, run_dir, select_run, selected_run
@@ -125,13 +125,14 @@ def maps_fragment(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.
 def main() -> None:
     st.title("Compare")
     default_a, default_b = default_pair()
+    mine = participants.name() if participants.scope("compare_scope") else None
     cols = st.columns(2)
     with cols[0]:
         a = pick_run("Run A", default_a, "compare_a", lambda i: select_run(i, "a"),
-                     need_snapshots=True)
+                     need_snapshots=True, only_owner=mine)
     with cols[1]:
         b = pick_run("Run B", default_b, "compare_b", lambda i: select_run(i, "b"),
-                     need_snapshots=True)
+                     need_snapshots=True, only_owner=mine)
     if a is None or b is None or a == b:
         st.info("Pick two different runs with embedding maps. The motivating pair: train "
                 "**supcon** and **cross_entropy** on the same data set from the Train page.")

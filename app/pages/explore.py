@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import streamlit as st
 
-from app import charts, mapview
+from app import charts, mapview, participants
 from app.hover import hover_thumbnails
 from app.run_info import ACTIVE, pick_run, run_status
 from app.state import registry, run_dir, select_run, selected_run
@@ -134,8 +134,10 @@ def main() -> None:
     st.title("Explore")
     top = st.columns([3, 2])
     with top[0]:
+        only_mine = participants.scope("explore_scope")
         run_id = pick_run("Run", shown_run(), "explore_run_picker", select_run,
-                          need_snapshots=True)
+                          need_snapshots=True,
+                          only_owner=participants.name() if only_mine else None)
     if run_id is None:
         st.info("No run has an embedding map yet. Start one on the **Train** page: the first "
                 "map is taken at step 0, then about every 15 s.")
