@@ -30,10 +30,13 @@ def name() -> str:
 
 
 def token() -> str:
-    """The instructor token given in this browser (sidebar field or ``?token=``), or ""."""
+    """The instructor token given in this browser (sidebar field, or ``?token=`` once: it is
+    then taken out of the URL), or ""."""
     url = st.query_params.get(TOKEN)
-    if url and not st.session_state.get(TOKEN_KEY):
-        st.session_state[TOKEN_KEY] = url
+    if url is not None:  # kept in the session only, so a copied link does not carry it
+        del st.query_params[TOKEN]
+        if url and not st.session_state.get(TOKEN_KEY):
+            st.session_state[TOKEN_KEY] = url
     return st.session_state.get(TOKEN_KEY, "") or ""
 
 
