@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -110,6 +111,7 @@ def main() -> None:
     ap.add_argument("--max-actions", type=int, default=200, help="per participant")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="also write the report here (JSON)")
+    ap.add_argument("--keep", action="store_true", help="keep the runs folder and server log")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -175,6 +177,10 @@ def main() -> None:
             browser.close()
     finally:
         app.stop()
+        if args.keep:
+            print(f"runs and server log kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     report["refusals"] = len(report["refusals"])
     text = json.dumps(report, indent=1)
     print(text)
