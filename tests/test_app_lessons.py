@@ -49,6 +49,7 @@ def tiny_lessons(tmp_path, monkeypatch):
 
 def open_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["who"] = "tester"  # a participant's name, asked once per browser
     at.run()
     at.switch_page(PAGE).run()
     return at
