@@ -52,6 +52,10 @@ def map_cache() -> MapCache:
     (``SSL_STUDIO_UMAP_WARMUP=0`` skips that, e.g. in tests that draw only PCA maps)."""
     cache = MapCache()
     if os.environ.get("SSL_STUDIO_UMAP_WARMUP", "1") != "0":
+        # pandas is imported here, before the warm-up thread imports it: a page's first chart
+        # importing it at the same time got a half-initialised module
+        import pandas  # noqa: F401
+
         cache.warm_up()
     return cache
 

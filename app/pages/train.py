@@ -18,8 +18,8 @@ from app.run_form import (
     eval_setup,
     method_setup,
 )
-from app.run_info import pick_run
-from app.state import dataset, dataset_is_quick, select_run, selected_run
+from app.run_info import ACTIVE, owner, pick_run, run_status
+from app.state import dataset, dataset_is_quick, registry, select_run, selected_run
 from engine.augment import preset_info, preview_grid, resolve_views
 from engine.config import (
     AugmentConfig,
@@ -51,6 +51,16 @@ def start(cfg: RunConfig, quick: bool, actor: Actor) -> None:
     st.session_state.pop(ERROR, None)
     select_run(run_id)
     st.rerun()
+
+
+def my_live_run(name: str) -> str | None:
+    """For a browser that has chosen no run yet: this participant's newest run still queued or
+    going (a new tab finds it), selected; never anyone else's."""
+    for run in registry().runs():
+        if owner(run) == name and run_status(run.id) in ACTIVE:
+            select_run(run.id)
+            return run.id
+    return None
 
 
 def start_error(cfg: RunConfig) -> str | None:
@@ -148,7 +158,7 @@ def main() -> None:
                        key="train")
     quick = dataset_is_quick(data_cfg)
 
-    run_id = selected_run()
+    run_id = selected_run() or my_live_run(actor.name)
     top = st.columns([3, 2])
     with top[0]:
         only_mine = participants.scope("train_scope")

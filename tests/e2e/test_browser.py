@@ -7,140 +7,37 @@ download is not used. Screenshots of the page go to ``test-artifacts/`` when a s
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.e2e import ui
+from tests.e2e.app_server import AppServer
+
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("SSL_STUDIO_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SERVER_START_S = 60
 LOSS_MOVES_S = 90  # the product promise is 10 s on an idle 2-core CPU; shared machines vary
 MAP_READY_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_metric, _wait_until = ui.metric, ui.wait_until
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"browser tests need chromium at {CHROMIUM} (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
-    port = _free_port()
-    env = {**os.environ, "SSL_STUDIO_RUNS": str(tmp_path_factory.mktemp("runs"))}
-    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w+")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.fileWatcherType",
-            "none",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    app = AppServer(tmp_path_factory.mktemp("runs"),
+                    tmp_path_factory.mktemp("server") / "streamlit.log",
+                    env={"SSL_STUDIO_UMAP_WARMUP": "1"})
+    app.start()
     try:
-        deadline = time.time() + SERVER_START_S
-        while True:
-            with contextlib.suppress(OSError):
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            if proc.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                pytest.fail(f"streamlit did not start within {SERVER_START_S} s:\n{log.read()}")
-            time.sleep(0.5)
-        yield url
+        yield app.url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
+        app.stop()
 
 
 @pytest.fixture
-def page(server, request):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1600, "height": 1000})
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
-        try:
-            yield pg
-        finally:
-            failed = getattr(request.node, "rep_call", None)
-            if failed is not None and failed.failed:
-                ARTIFACTS.mkdir(exist_ok=True)
-                with contextlib.suppress(Exception):
-                    pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-            browser.close()
-
-
-def _metric(page, label: str) -> str:
-    """The value of the st.metric whose label is ``label``."""
-    box = page.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(f"^{label}$"))
-    )
-    return box.locator('[data-testid="stMetricValue"]').first.inner_text()
-
-
-def _wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.time() + timeout
-    last_error: Exception | None = None
-    while time.time() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 — elements come and go while Streamlit redraws
-            last_error = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what} ({last_error})")
+def page(server, visit):
+    return visit(server, "e2e")
 
 
 def _click_first_point(page, check_hover: bool = False) -> None:
@@ -176,7 +73,6 @@ def _click_first_point(page, check_hover: bool = False) -> None:
 
 
 def test_train_watch_explore_click_neighbours(page, server):
-    page.goto(f"{server}/?who=e2e")
     train = page.get_by_role("button", name=re.compile("Train$"))
     train.wait_for(state="visible", timeout=60_000)
     # the first screen says what to do (Streamlit draws the page in pieces: wait for it)
@@ -197,7 +93,7 @@ def test_train_watch_explore_click_neighbours(page, server):
     print(f"first loss on screen {loss_seen_s:.1f} s after pressing Train")
 
     # the run id is in the URL, so a reload finds the run again
-    assert "run=" in page.url
+    assert ui.url_param(page, "run")
     page.reload()
     _wait_until(lambda: _metric(page, "Step") not in ("0", ""), 30, "the run after a reload")
 
