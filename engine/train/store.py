@@ -139,21 +139,11 @@ class RunDir:
         the first one past ``step``; ``finished`` and ``failed`` events and torn lines go too.
         Snapshots past ``step`` are deleted. Atomic: a crash leaves the old or the new file."""
         kept = []
-        try:
-            with open(self.path / "metrics.jsonl", encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        event = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    if not isinstance(event, dict):
-                        continue
-                    if isinstance(event.get("step"), int | float) and event["step"] > step:
-                        break
-                    if event.get("type") not in ("finished", "failed"):
-                        kept.append(line if line.endswith("\n") else line + "\n")
-        except FileNotFoundError:
-            pass
+        for event in self.metrics():
+            if isinstance(event.get("step"), int | float) and event["step"] > step:
+                break
+            if event.get("type") not in ("finished", "failed"):
+                kept.append(json.dumps(event, default=_json_default) + "\n")
         atomic_write_bytes(self.path / "metrics.jsonl", "".join(kept).encode())
         for s in self.snapshots():
             if s > step:
@@ -220,7 +210,7 @@ class RunDir:
                         event = json.loads(line)
                     except json.JSONDecodeError:
                         continue
-                    if kind is None or event.get("type") == kind:
+                    if isinstance(event, dict) and (kind is None or event.get("type") == kind):
                         out.append(event)
         except FileNotFoundError:
             pass
