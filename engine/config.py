@@ -104,8 +104,10 @@ class TrainConfig:
     precision: str = setting("auto", "auto = bf16 on CUDA.", choices=("auto", "fp32", "bf16"))
     compile: bool = setting(False, "torch.compile the step (CUDA; pays off on long runs only).")
     channels_last: bool = setting(True, "NHWC memory format on CUDA and the CPU.")
-    checkpoint_every_seconds: float = setting(120.0, "Checkpoint cadence (0 = only at the end).",
-                                              0)
+    checkpoint_every_seconds: float = setting(120.0, "Checkpoint every this many seconds of "
+                                              "training (0 = no time cadence).", 0)
+    checkpoint_every_steps: int = setting(0, "Checkpoint every this many steps (0 = no step "
+                                          "cadence); a run always checkpoints when it ends.", 0)
 
 
 @dataclass(frozen=True)

@@ -320,3 +320,11 @@ def test_a_time_budget_continues_across_a_resume():
     assert steps[0]["progress"] == pytest.approx(used / 4, abs=0.05)
     assert "time budget" in resumed[-1]["reason"]
     assert 4 <= second.clock.seconds < 4 + 1.5  # not another 4 s
+
+
+def test_checkpoints_follow_the_step_cadence_and_every_end():
+    cfg = tiny(**{"train.epochs": 1, "train.checkpoint_every_seconds": 0,
+                  "train.checkpoint_every_steps": 3})
+    events = list(Trainer(cfg).events())
+    steps = [e["step"] for e in events if e["type"] == "checkpoint"]
+    assert steps == [3, 6, 8]  # 256 images / 32 a batch: 8 steps, the last at the end

@@ -287,8 +287,10 @@ class Trainer:
                     result = yield from self._evaluation(self.step, should_stop)
                     next_eval = self.clock.seconds + max(e.every_seconds,
                                                          9 * result["eval_seconds"])
-                every = cfg.train.checkpoint_every_seconds
-                if every and time.perf_counter() - last_ckpt >= every:
+                t = cfg.train
+                if (t.checkpoint_every_seconds
+                        and time.perf_counter() - last_ckpt >= t.checkpoint_every_seconds
+                        or t.checkpoint_every_steps and self.step % t.checkpoint_every_steps == 0):
                     yield self.checkpoint()
                     last_ckpt = time.perf_counter()
         except Stopped:
