@@ -11,6 +11,7 @@ import pytest
 from engine.train.registry import Actor, Limits, RunRegistry
 from engine.train.store import RunStore
 from tests.fixtures.fake_runners import WAIT, cfg, make_registry, wait_until
+from tests.fixtures.tiny_runs import TINY as TINY_RUN
 
 
 def test_per_participant_cap_on_queued_runs(tmp_path):
@@ -158,19 +159,7 @@ def test_stop_while_the_run_is_being_started_still_stops_it(tmp_path):
     assert reg.status(run_id) == "stopped" and reg.active() == []
 
 
-TINY = {
-    "data.train_size": 512,
-    "data.test_size": 256,
-    "data.image_size": 16,
-    "model.width": 8,
-    "train.batch_size": 64,
-    "train.epochs": 1,
-    "train.max_seconds": 60,
-    "eval.knn_train_size": 512,
-    "eval.snapshot_size": 128,
-    "eval.probe_size": 64,
-    "eval.diagnostics_every_steps": 4,
-}
+TINY = {**TINY_RUN, "train.epochs": 1, "train.max_seconds": 60}
 
 
 def test_real_runs_take_the_one_cpu_slot_in_turn(tmp_path):

@@ -29,20 +29,16 @@ from engine.train import checkpoint as ckpt
 from engine.train.loop import Trainer
 from engine.train.runner import Runner
 from engine.train.store import RunStore
+from tests.fixtures.tiny_runs import TINIER
 
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "data.train_size": 256,
-    "data.test_size": 128,
-    "data.image_size": 16,
-    "model.width": 8,
-    "train.batch_size": 32,
+    **TINIER,
     "train.max_seconds": 0,
     "train.device": "cpu",
     "eval.knn_train_size": 128,
     "eval.snapshot_size": 32,
-    "eval.probe_size": 32,
     "eval.every_seconds": 1000,
     "eval.diagnostics_every_steps": 0,
     "eval.linear_probe": False,

@@ -11,18 +11,7 @@ from engine.config import RunConfig
 from engine.train.registry import RunRegistry
 from engine.train.runner import Runner, run_foreground
 from engine.train.store import RunStore
-
-TINY = {
-    "data.train_size": 512,
-    "data.test_size": 256,
-    "data.image_size": 16,
-    "model.width": 8,
-    "train.batch_size": 64,
-    "eval.knn_train_size": 512,
-    "eval.snapshot_size": 128,
-    "eval.probe_size": 64,
-    "eval.diagnostics_every_steps": 4,
-}
+from tests.fixtures.tiny_runs import TINY
 
 
 def tiny(**overrides) -> RunConfig:

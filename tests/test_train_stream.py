@@ -9,19 +9,9 @@ from engine.config import RunConfig
 from engine.data import load_dataset
 from engine.train.loop import Trainer
 from engine.train.prefetch import stream_batches
+from tests.fixtures.tiny_runs import TINIER
 
-TINY = {
-    "data.train_size": 256,
-    "data.test_size": 128,
-    "data.image_size": 16,
-    "model.width": 8,
-    "train.batch_size": 32,
-    "train.epochs": 1,
-    "eval.knn_train_size": 256,
-    "eval.snapshot_size": 64,
-    "eval.probe_size": 32,
-    "eval.diagnostics_every_steps": 4,
-}
+TINY = {**TINIER, "train.epochs": 1}
 
 
 def test_a_tiny_memory_limit_selects_the_streamed_path_with_the_same_batches():
