@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 # Distinct colours readable on a projector (Tableau 10, then a lighter set).
 PALETTE = [
@@ -64,6 +65,38 @@ def curves(
         fig.update_layout(showlegend=False)
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def small_multiples(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    columns: int = 3,
+    row_height: int = 170,
+    x_title: str = "step",
+) -> go.Figure:
+    """One small line chart per named (x, y) series, each on its own y scale (scalars of
+    different sizes side by side), ``columns`` to a row."""
+    names = list(series)
+    columns = max(1, min(columns, len(names)))
+    rows = max(1, -(-len(names) // columns))
+    specs = [[{} if r * columns + c < len(names) else None for c in range(columns)]
+             for r in range(rows)]  # no empty axes after the last chart
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, specs=specs,
+                        horizontal_spacing=0.08, vertical_spacing=min(0.3, 0.6 / rows))
+    for i, (name, (x, y)) in enumerate(series.items()):
+        fig.add_trace(
+            go.Scatter(x=list(x), y=list(y), name=name, showlegend=False,
+                       mode="lines+markers" if len(x) < 30 else "lines",
+                       line={"width": 2, "color": PALETTE[i % len(PALETTE)]}),
+            row=i // columns + 1, col=i % columns + 1,
+        )
+    _layout(fig, title, 80 + rows * row_height)
+    fig.update_layout(showlegend=False, hovermode="x", margin={"t": 80})
+    fig.update_annotations(font={"size": 14})
+    for i in range(max(0, len(names) - columns), len(names)):  # under the lowest charts
+        fig.update_xaxes(title_text=x_title, title_standoff=2, row=i // columns + 1,
+                         col=i % columns + 1)
     return fig
 
 

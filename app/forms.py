@@ -64,19 +64,78 @@ def setting_help(key: str) -> str:
     return " ".join(s for s in text.split(". ") if not s.startswith("Unset")).strip()
 
 
+def _declared(key: str, value: Any) -> tuple[dict[str, Any], Any]:
+    """The declaration of ``key`` and the widget's starting value: ``value`` (e.g. a method's
+    own) or the declared default."""
+    d = describe_setting(key)
+    return d, d["default"] if value is None else value
+
+
+def _allowed(d: dict[str, Any], value: Any) -> bool:
+    """``value`` within the declared bounds of ``d`` (non-numbers always are)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return True
+    return ((d["low"] is None or value >= d["low"]) and (d["high"] is None or value <= d["high"])
+            and (d["above"] is None or value > d["above"]))
+
+
+def with_value(options: list, value: Any) -> list:
+    """``options`` with ``value`` among them (a default the list lacks); numbers stay sorted,
+    0 ("all", "none") last."""
+    if value in options:
+        return list(options)
+    if all(isinstance(o, int | float) for o in [*options, value]):
+        return sorted([*options, value], key=lambda v: (v == 0, v))
+    return [*options, value]
+
+
 def setting_input(key: str, label: str, widget_key: str, value: float | None = None,
                   **kwargs: Any) -> Any:
     """A number input for the run setting ``key`` ("section.field"): its declared default
-    (or ``value``, e.g. a method's own), bounds and help. Returns an int for int settings."""
-    d = describe_setting(key)
-    default = d["default"] if value is None else value
+    (or ``value``, e.g. a method's own), bounds and help; ``min_value`` / ``max_value`` may
+    narrow the bounds. Returns an int for int settings."""
+    d, default = _declared(key, value)
     kind = int if isinstance(default, int) and not isinstance(default, bool) else float
     low = d["low"] if d["low"] is not None else d["above"]
+    low = kwargs.pop("min_value", low)
+    high = kwargs.pop("max_value", d["high"])
     return kind(st.number_input(
         label, value=kind(default), key=widget_key, help=kwargs.pop("help", setting_help(key)),
         min_value=kind(low) if low is not None else None,
-        max_value=kind(d["high"]) if d["high"] is not None else None, **kwargs,
+        max_value=kind(high) if high is not None else None, **kwargs,
     ))
+
+
+def setting_select(key: str, label: str, widget_key: str, options: list | None = None,
+                   value: Any = None, widget: str = "selectbox", **kwargs: Any) -> Any:
+    """A choice for the run setting ``key``: among its declared choices, or among ``options``
+    (a form's convenient steps, those outside the declared bounds dropped, the default added),
+    starting at its declared default (or ``value``), with its help. ``widget``: "selectbox",
+    "radio" or "select_slider"."""
+    d, default = _declared(key, value)
+    if options is None:
+        options = list(d["choices"] or ())
+    options = [o for o in with_value(options, default) if _allowed(d, o)]
+    draw = {"selectbox": st.selectbox, "radio": st.radio, "select_slider": st.select_slider}
+    kwargs.setdefault("help", setting_help(key))
+    if widget == "select_slider":
+        return st.select_slider(label, options, value=default, key=widget_key, **kwargs)
+    return draw[widget](label, options, index=options.index(default), key=widget_key, **kwargs)
+
+
+def setting_slider(key: str, label: str, widget_key: str, low: int, high: int, step: int,
+                   value: float | None = None, **kwargs: Any) -> int:
+    """A slider for the numeric run setting ``key`` over a form's range ``low`` to ``high``
+    (narrowed to the declared bounds), starting at its declared default (or ``value``), with
+    its help."""
+    d, default = _declared(key, value)
+    if d["low"] is not None:
+        low = max(low, int(d["low"]))
+    if d["high"] is not None:
+        high = min(high, int(d["high"]))
+    start = min(max(int(default), low), high)
+    kwargs.setdefault("help", setting_help(key))
+    return int(st.slider(label, low, high, start, step, key=widget_key, **kwargs))
 
 
 # -- augmentations ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The live view of one run: status, headline numbers, loss and kNN curves, collapse
-diagnostics. Drawn inside a fragment that polls only while the run trains (see ``show``)."""
+"""The live view of one run: status, headline numbers, loss and kNN curves, the learning rate
+and every scalar the method logs, collapse diagnostics. Drawn inside a fragment that polls only
+while the run trains (see ``show``)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,30 @@ from app.controls import queue_text
 from app.feed import Feed, feed
 from app.run_info import ACTIVE, run_status
 from app.state import run_dir
+from engine.train.events import StepEvent
 
 POLL_SECONDS = 1.0
+#: Every step event's own fields and the recorder's wall-clock stamp; the others are the
+#: scalars its method logs by name
+STEP_FIELDS = frozenset(StepEvent.__annotations__) | {"time"}
+#: A method's logged scalar -> its words in the charts (others: the name, spaced)
+SCALAR_NAMES = {
+    "lr": "learning rate",
+    "contrast_acc": "contrastive accuracy",  # MoCo: the positive key ranked first
+    "tau": "target momentum τ",  # BYOL
+    "rot_acc": "rotation accuracy",
+    "invariance": "invariance term",  # VICReg's three, unweighted
+    "variance": "variance term",
+    "covariance": "covariance term",
+    "loss_per_dim": "loss per dimension",  # Barlow Twins
+    "z_std": "std of z",  # SimSiam
+    "sup_loss": "supervised loss",  # FixMatch, SESEMI
+    "unsup_loss": "unlabelled loss",
+    "mask_rate": "pseudo-labelled fraction",
+    "train_acc": "train accuracy",
+    "ss_loss": "self-supervised loss",
+    "ss_acc": "rotation-and-flip accuracy",
+}
 
 
 def show(run_id: str, key: str = "live") -> None:
@@ -131,6 +154,7 @@ def _curves(f: Feed, key: str) -> None:
         loss_chart(f, key)
     with right:
         knn_chart(f, key)
+    scalars_chart(f, key)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -163,11 +187,35 @@ def loss_chart(f: Feed, key: str, title: str = "Training loss") -> None:
         st.caption("The loss curve appears with the first training step.")
         return
     series = {"loss": ([e["step"] for e in steps], [e["loss"] for e in steps])}
-    extra = [k for k in steps[-1] if k.startswith("train_acc")]
     fig = charts.curves(series, title, "loss")
     st.plotly_chart(fig, key=f"{key}_loss", config={"displayModeBar": False})
-    if extra:
-        st.caption(" · ".join(f"{k.replace('_', ' ')}: {steps[-1][k]:.3f}" for k in extra))
+
+
+def logged_scalars(steps: list[dict[str, Any]]) -> list[str]:
+    """The scalars the method logs besides its loss (``StepOutput.logs``), in its order."""
+    names = dict.fromkeys(k for e in (steps[0], steps[-1]) for k in e)
+    return [k for k in names if k not in STEP_FIELDS and _finite(steps[-1].get(k))]
+
+
+def scalar_name(name: str) -> str:
+    return SCALAR_NAMES.get(name, name.replace("_", " "))
+
+
+def scalars_chart(f: Feed, key: str, columns: int = 3) -> None:
+    """The learning rate and every scalar the method logs, a small chart each (their own
+    scales), over the steps."""
+    steps = f.events("step")
+    if not steps:
+        return
+    series: dict[str, tuple[list, list]] = {}
+    for name in ["lr", *logged_scalars(steps)]:
+        pts = [(e["step"], e[name]) for e in steps if _finite(e.get(name))]
+        if pts:
+            series[scalar_name(name)] = ([p[0] for p in pts], [p[1] for p in pts])
+    if not series:
+        return
+    fig = charts.small_multiples(series, "Learning rate and what the method logs", columns)
+    st.plotly_chart(fig, key=f"{key}_scalars", config={"displayModeBar": False})
 
 
 def knn_chart(f: Feed, key: str, title: str = "kNN accuracy on the test split") -> None:
@@ -204,6 +252,8 @@ def compact(run_id: str, key: str) -> None:
     last_knn = evals[-1].get("knn_top1") if evals else None
     cols[2].metric("kNN top-1", f"{last_knn:.3f}" if _finite(last_knn) else "–")
     loss_chart(f, key)
+    if step is not None and logged_scalars([step]):
+        st.caption(" · ".join(f"{scalar_name(k)}: {step[k]:.3g}" for k in logged_scalars([step])))
     knn_chart(f, key)
     diag = f.events("diagnostics")
     if diag:

@@ -82,6 +82,31 @@ def test_train_page_opens_with_working_defaults(runs_dir):
     assert len(at.get("image")) >= 2
 
 
+def test_the_sidebar_takes_defaults_bounds_and_help_from_the_declarations(runs_dir,
+                                                                          monkeypatch):
+    from app import forms
+    from engine.config import describe_setting
+
+    changed = {"eval.every_seconds": {"default": 30.0, "help": "Declared help."},
+               "data.image_size": {"default": 48, "high": 64},
+               "train.max_seconds": {"default": 300.0},
+               "eval.knn_train_size": {"default": 3000},
+               "train.optimizer": {"default": "sgd"}}
+    monkeypatch.setattr(forms, "describe_setting",
+                        lambda key: {**describe_setting(key), **changed.get(key, {})})
+    at = app().run()
+    no_exception(at)
+    every = at.sidebar.slider(key="eval_every")
+    assert every.value == 30 and every.help == "Declared help."
+    size = at.sidebar.select_slider(key="data_size")
+    assert size.value == 48 and size.options[-1] == "64"  # larger steps: out of bounds
+    assert at.sidebar.slider(key="train_seconds").value == 300
+    bank = at.sidebar.select_slider(key="eval_bank")
+    assert bank.value == 3000 and "3,000" in bank.options
+    assert at.sidebar.radio(key="train_optimizer").value == "sgd"
+    assert at.sidebar.number_input(key="train_lr_sgd_0.05").value == 0.05
+
+
 def test_method_form_is_generated_from_the_method_config(runs_dir):
     at = app().run()
     at.sidebar.selectbox(key="method_name").set_value("supcon").run()
@@ -264,6 +289,31 @@ def test_a_failed_run_shows_its_error(runs_dir):
     at = app({"run": run.id}).run()
     no_exception(at)
     assert any("nan at step 7" in e.value for e in at.error)
+
+
+def test_the_live_panel_charts_every_scalar_the_method_logs(runs_dir):
+    import json
+
+    store = RunStore(runs_dir)
+    run = store.create(RunConfig())
+    for step in range(1, 6):
+        run.append_metric({"type": "step", "step": step, "epoch": step / 10, "loss": 5.0 - step,
+                           "lr": 1e-3 * step, "progress": step / 5, "images_per_s": 100.0,
+                           "elapsed": float(step), "time": 1.7e9 + step, "contrast_acc": 0.1 * step,
+                           "tau": 0.99 + 0.002 * step, "invariance": 2.0 / step})
+    run.append_metric({"type": "finished", "status": "finished", "reason": "time budget",
+                       "steps": 5})
+    run.write_summary({"status": "finished"})
+    at = app({"run": run.id}).run()
+    no_exception(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    panels = [s for s in specs if "what the method logs" in s["layout"]["title"]["text"]]
+    assert len(panels) == 1, [s["layout"]["title"]["text"] for s in specs]
+    titles = [a["text"] for a in panels[0]["layout"]["annotations"]]
+    assert titles == ["learning rate", "contrastive accuracy", "target momentum τ",
+                      "invariance term"]
+    tau = next(t for t in panels[0]["data"] if t["name"] == "target momentum τ")
+    assert tau["x"] == [1, 2, 3, 4, 5] and tau["y"][-1] == pytest.approx(1.0)
 
 
 # -- Explore, Compare, Runs ------------------------------------------------------------------
