@@ -49,12 +49,12 @@ class MIMConfig:
     norm_pix_loss: bool = param(
         True, "Reconstruct each patch standardised by its own mean and std (MAE's better "
         "target: it stresses edges and shape over flat colour).")
+    # 1: on shapes, one-cell squares, 180 s: kNN +0.009 with the 1x1 head against +0.081 with
+    # one layer; 8-px squares, 120 s: +0.053 against +0.071 (BENCHMARKS.md)
     conv_decoder_layers: int = param(
         1, "CNN: 3x3 conv layers (with BN and ReLU) between the last feature map and the "
         "pixels. 0 = a 1x1 linear head, SimMIM's ViT head: the encoder's last stage then "
-        "becomes the pixel predictor and h learns less (shapes, one-cell squares, 180 s: kNN "
-        "+0.009 against +0.081 with one layer; 8-px squares, 120 s: +0.053 against +0.071).",
-        0, 4)
+        "becomes the pixel predictor and h learns less (measurements: BENCHMARKS.md).", 0, 4)
     decoder_dim: int = param(64, "MAE decoder width (units). Paper: 512.", 8, 1024)
     decoder_depth: int = param(2, "MAE decoder transformer blocks. Paper: 8.", 1, 8)
 

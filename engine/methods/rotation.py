@@ -41,16 +41,16 @@ class RotationConfig:
     all_rotations: bool = param(
         False, "Feed every image in all 4 rotations (6 with flips; the paper's choice, 4x the "
         "compute per image) instead of one random rotation per image. " + ROTATION_NOTE)
+    # off: on digits, 180 s, kNN 0.972 with flips, as without (0.964 to 0.978; BENCHMARKS.md)
     flips: bool = param(
         False, "Also predict a horizontal and a vertical flip: a 6-way task (SESEMI's, Tran "
-        "2019) that asks for handedness too. On digits, 180 s: kNN 0.972, as without (0.964 to "
-        "0.978).")
+        "2019) that asks for handedness too (measurements: BENCHMARKS.md).")
+    # 256: on digits, 180 s, kNN 0.964 with 256, 0.861 with 0, untrained 0.883 (BENCHMARKS.md)
     head_hidden_dim: int = param(
         256, "Hidden width of the rotation classifier (units); 0 = a linear head on h. With a "
         "linear head h itself becomes a rotation detector and loses what tells images apart "
         "(RotNet finds the blocks nearest the head the most specific to the pretext task); an "
-        "MLP head keeps h general. On digits, 180 s: kNN 0.964 with 256, 0.861 with 0 "
-        "(untrained 0.883).", 0, 8192)
+        "MLP head keeps h general (measurements: BENCHMARKS.md).", 0, 8192)
 
 
 @METHODS.register("rotation")

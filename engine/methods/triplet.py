@@ -29,12 +29,14 @@ class TripletConfig:
     margin: float = param(
         0.3, "m: the nearest negative must be at least m farther than the farthest positive. "
         "Distances are between unit vectors, in [0, 2].", 0.0, 2.0)
+    # all: on shapes, batch-hard from a fresh network collapses every embedding to one point
+    # within 30 steps (mean cosine 0.999, loss stuck at m) and kNN stays near 0.3; batch-all
+    # reaches 0.70 in 60 s (BENCHMARKS.md, "Methods on shapes")
     mining: str = param(
         "all", "all: average over every triplet in the batch that violates the margin. hard: "
-        "only the farthest positive and nearest negative of each anchor. On shapes, batch-hard "
-        "from a fresh network collapses every embedding to one point within 30 steps (mean "
-        "cosine 0.999, loss stuck at m) and kNN stays near 0.3; batch-all reaches 0.7 in 100 "
-        "steps.", choices=("all", "hard"))
+        "only the farthest positive and nearest negative of each anchor, which from a fresh "
+        "network can collapse every embedding to one point (loss stuck at m) "
+        "(measurements: BENCHMARKS.md).", choices=("all", "hard"))
     squared: bool = param(False, "Use squared Euclidean distances instead of distances.")
     proj_hidden_dim: int = param(512, "Projector hidden width (units).", 8, 8192)
     proj_dim: int = param(128, "Projection z dimension (units).", 2, 4096)
