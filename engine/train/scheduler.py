@@ -307,7 +307,7 @@ class Scheduler:
         finally:
             with self._lock:
                 self._closing = False
-                beat, self._beat = self._beat, None
+                beat = self._beat  # also one that has just decided to end: join it too
             if beat is not None:
                 beat[1].set()
                 beat[0].join(timeout)
@@ -371,7 +371,7 @@ class Scheduler:
     # -- heartbeat of queued runs ------------------------------------------------------------
     def _ensure_heartbeat(self) -> None:
         """Start the heartbeat thread if none is going (lock held)."""
-        if self._beat is None or not self._beat[0].is_alive():
+        if self._beat is None or self._beat[1].is_set():  # none, or one that has decided to end
             stop = threading.Event()
             thread = threading.Thread(target=self._beat_queued, args=(stop,), daemon=True,
                                       name="queue-heartbeat")
@@ -387,7 +387,7 @@ class Scheduler:
                     return
                 queued = list(self._queue)
                 if not queued:
-                    self._beat = None
+                    stop.set()  # under the lock: a new queued run starts a new thread
                     return
             for job in queued:
                 if job.state != "queued":
