@@ -60,8 +60,12 @@ def _panel(run_id: str, key: str) -> None:
     if status != st.session_state.get(status_key):
         st.session_state[status_key] = status
         st.rerun(scope="app")  # the run paused, resumed or ended: redraw the controls
+    try:
+        cfg = run.config()
+    except ValueError as exc:
+        st.error(f"**This run cannot be shown:** {exc}")
+        return
     f = feed(run_id)
-    cfg = run.config()
     _status_line(f, run_id, status, run.summary())
     if status == "queued":
         return

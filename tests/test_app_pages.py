@@ -291,6 +291,18 @@ def test_a_failed_run_shows_its_error(runs_dir):
     assert any("nan at step 7" in e.value for e in at.error)
 
 
+def test_a_run_with_a_damaged_config_says_so_and_the_pages_keep_working(runs_dir):
+    store = RunStore(runs_dir)
+    run = store.create(RunConfig())
+    (run.path / "config.json").write_text('{"data": {"name": "shapes", ')  # cut short
+    at = app({"run": run.id}).run()
+    no_exception(at)
+    assert any("config.json cannot be read" in e.value and run.id in e.value for e in at.error)
+    for page in ("app/pages/explore.py", "app/pages/compare.py", "app/pages/runs.py"):
+        at.switch_page(page).run()
+        no_exception(at)
+
+
 def test_the_live_panel_charts_every_scalar_the_method_logs(runs_dir):
     import json
 

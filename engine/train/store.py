@@ -167,7 +167,12 @@ class RunDir:
 
     # -- reading ----------------------------------------------------------------------------
     def config(self) -> RunConfig:
-        return RunConfig.from_dict(json.loads((self.path / "config.json").read_text()))
+        """The run's configuration; ``ValueError`` naming the run when config.json is missing,
+        damaged or no longer valid."""
+        try:
+            return RunConfig.from_dict(json.loads((self.path / "config.json").read_text()))
+        except (OSError, ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise ValueError(f"run {self.id}: its config.json cannot be read ({exc})") from None
 
     def summary(self) -> dict[str, Any]:
         try:
