@@ -18,6 +18,9 @@ from app.state import run_dir
 from engine.train.events import StepEvent
 
 POLL_SECONDS = 1.0
+#: a queued run's panel shows only its place in the queue: a slower poll keeps a room of
+#: waiting participants from loading the server
+QUEUED_POLL_SECONDS = 5.0
 #: Every step event's own fields and the recorder's wall-clock stamp; the others are the
 #: scalars its method logs by name
 STEP_FIELDS = frozenset(StepEvent.__annotations__) | {"time"}
@@ -42,12 +45,13 @@ SCALAR_NAMES = {
 
 
 def show(run_id: str, key: str = "live") -> None:
-    """Draw the run's live panel; it refreshes itself every second while the run is going and
-    reruns the whole page once when the run's status changes (so buttons follow)."""
+    """Draw the run's live panel; it refreshes itself every second while the run is going
+    (every 5 s while it is queued) and reruns the whole page once when the run's status
+    changes (so buttons follow)."""
     status = run_status(run_id)
     st.session_state[f"{key}_status_{run_id}"] = status
-    active = status in ACTIVE
-    st.fragment(_panel, run_every=POLL_SECONDS if active else None)(run_id, key)
+    every = QUEUED_POLL_SECONDS if status == "queued" else POLL_SECONDS
+    st.fragment(_panel, run_every=every if status in ACTIVE else None)(run_id, key)
 
 
 def _panel(run_id: str, key: str) -> None:

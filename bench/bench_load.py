@@ -5,17 +5,23 @@ The script starts the app itself on 127.0.0.1 with a fresh runs folder and the s
 default limits (one run at a time on a CPU, the rest queued, two queued runs per participant).
 Each participant is a browser context with its own name; in turn, each presses Train, holds
 the run a few seconds, then presses Stop (or Cancel while it is queued), and starts again.
-Loops are bounded in time and in count. At the end every participant stops what it has, and
-the script reports one JSON object:
+Participants never block one another: each is a small state machine that the loop advances
+without waiting, so a slow page delays only its own participant. Loops are bounded in time
+and in count. At the end every participant stops what it has, and the script reports one JSON
+object:
 
-- ``exceptions``: what went wrong in the browser (a Streamlit exception box, a step that timed
-  out), with the participant and the message; ``refusals``: starts the server refused (the
-  queue cap), which are answers, not faults;
-- ``runs``: final statuses on disk, and ``untruthful``: runs whose summary still says queued,
-  loading, running or paused once everything has ended (should be empty);
+- ``exceptions``: faults (a Streamlit exception box on a page, a press not answered within
+  ``ANSWER_S``), with the participant and the message; ``refusals``: starts the server
+  refused (the queue cap), which are answers, not faults;
+- ``latency_s``: how long a press took to show its answer on the page (Train: the new run on
+  screen; Stop or Cancel: the run ended), median and maximum;
+- ``runs_live``: final statuses on disk while the server still runs, and ``untruthful``: runs
+  whose summary says queued, loading, running or paused but whose heartbeat is stale (its
+  owner is gone); ``runs_after_sigterm``: statuses once the server was sent SIGTERM, and
+  ``not_ended``: runs not finished, stopped, failed or interrupted then (should be empty);
 - ``rss_mb`` at start (pages open, nothing trained), once warm (the first run ended: data
-  set, torch and a model loaded once per process) and at the end; ``rss_growth_since_warm``;
-  ``threads`` at start and end.
+  set, torch and a model loaded once per process) and at the end (every run ended);
+  ``rss_growth_since_warm``; ``threads`` at start and at the end.
 
 Run it alone on the machine (it uses the CPU fully)::
 
@@ -43,8 +49,9 @@ from tests.e2e import ui  # noqa: E402
 from tests.e2e.app_server import AppServer  # noqa: E402
 
 LIVE = ("queued", "loading", "running", "paused")
-STEP_TIMEOUT_S = 30  # one browser step (a click and its answer) may take this long
+ANSWER_S = 60  # a press must show its answer on the page within this long
 SETTLE_S = 120  # at the end: how long runs may take to end after their Stop
+STALE_S = 30  # a live status whose heartbeat is older than this has no owner (RunDir.status)
 
 
 @dataclass
@@ -53,22 +60,32 @@ class Participant:
 
     name: str
     page: Any
-    state: str = "idle"  # idle -> started -> idle
+    state: str = "idle"  # idle -> starting -> started -> stopping -> idle
     run_id: str | None = None
-    until: float = 0.0  # when the current state's wait ends
+    since: float = 0.0  # when the current press was made
+    until: float = 0.0  # when the current wait ends
     started: list[str] = field(default_factory=list)
     actions: int = 0
 
 
-def status(runs: Path, run_id: str) -> str:
+def summary(runs: Path, run_id: str) -> dict[str, Any]:
     try:
-        return json.loads((runs / run_id / "summary.json").read_text()).get("status", "?")
+        return json.loads((runs / run_id / "summary.json").read_text())
     except (OSError, ValueError):
-        return "?"
+        return {}
+
+
+def status(runs: Path, run_id: str) -> str:
+    return summary(runs, run_id).get("status", "?")
+
+
+def answered(p: Participant, report: dict[str, Any], kind: str) -> None:
+    report["latencies"].setdefault(kind, []).append(time.time() - p.since)
+    p.actions += 1
 
 
 def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
-    """Advance one participant by one action, if its wait is over."""
+    """Advance one participant by at most one short browser call; never waits for an answer."""
     now = time.time()
     if now < p.until:
         return
@@ -77,31 +94,47 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
         report["exceptions"].append({"who": p.name, "error": page.get_by_test_id(
             "stException").first.inner_text()[:300]})
     if p.state == "idle":
-        known = set(p.started)
-        ui.train_button(page).click()
-        try:
-            run_id = ui.wait_until(
-                lambda: (r := ui.url_param(page, "run")) not in known and r, 10, "a new run")
-        except AssertionError:
-            alert = page.get_by_test_id("stAlert").filter(has_text="Cannot start the run")
-            if alert.count():
-                report["refusals"].append({"who": p.name, "message": alert.first.inner_text()})
-                p.until = now + rng.uniform(3, 8)
-                return
-            raise
-        p.run_id = run_id
-        p.started.append(run_id)
-        p.state = "started"
-        p.until = time.time() + rng.uniform(3, 10)
+        ui.train_button(page).click(timeout=ANSWER_S * 1000)
+        p.state, p.since = "starting", now
+    elif p.state == "starting":
+        run_id = ui.url_param(page, "run")
+        if run_id and run_id not in p.started:
+            p.run_id = run_id
+            p.started.append(run_id)
+            answered(p, report, "train")
+            p.state, p.until = "started", now + rng.uniform(3, 10)
+        elif page.get_by_test_id("stAlert").filter(has_text="Cannot start the run").count():
+            report["refusals"].append({"who": p.name})
+            p.state, p.until = "idle", now + rng.uniform(3, 8)
+        elif now - p.since > ANSWER_S:
+            raise TimeoutError(f"no new run on screen {ANSWER_S} s after Train")
     elif p.state == "started":
         stop = ui.main_button(page, "Stop|Cancel")
         if stop.count():
-            stop.first.click(timeout=STEP_TIMEOUT_S * 1000)
-            ui.wait_until(lambda: ui.status_on_screen(page) in ui.ENDED, STEP_TIMEOUT_S,
-                          f"{p.name}'s run to end")
-        p.state = "idle"
-        p.until = time.time() + rng.uniform(1, 4)
-    p.actions += 1
+            stop.first.click(timeout=ANSWER_S * 1000)
+            p.state, p.since = "stopping", now
+        elif status(report["runs_dir"], p.run_id) not in LIVE:
+            p.state, p.until = "idle", now + rng.uniform(1, 4)  # it ended by itself
+        elif now - p.until > ANSWER_S:
+            raise TimeoutError("no Stop or Cancel button on the run's page")
+    elif p.state == "stopping":
+        if status(report["runs_dir"], p.run_id) not in LIVE:
+            answered(p, report, "stop")
+            p.state, p.until = "idle", now + rng.uniform(1, 4)
+        elif now - p.since > ANSWER_S:
+            raise TimeoutError(f"the run still live {ANSWER_S} s after Stop")
+
+
+def stale(runs: Path, run_id: str) -> bool:
+    """A live status on disk whose heartbeat is old: nobody owns the run any more."""
+    s = summary(runs, run_id)
+    return s.get("status") in LIVE and time.time() - float(s.get("heartbeat", 0)) > STALE_S
+
+
+def quantiles(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    return {"n": len(values), "median": round(values[len(values) // 2], 2),
+            "max": round(values[-1], 2)} if values else {"n": 0}
 
 
 def main() -> None:
@@ -120,14 +153,15 @@ def main() -> None:
     runs = work / "runs"
     app = AppServer(runs, work / "streamlit.log").start()
     report: dict[str, Any] = {"participants": args.participants, "minutes": args.minutes,
-                              "exceptions": [], "refusals": []}
+                              "exceptions": [], "refusals": [], "latencies": {},
+                              "runs_dir": runs}
     try:
         with sync_playwright() as pw:
             browser = ui.launch(pw)
             people = []
             for i in range(args.participants):
                 page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-                page.set_default_timeout(STEP_TIMEOUT_S * 1000)
+                page.set_default_timeout(ANSWER_S * 1000)
                 ui.open_as(page, app.url, f"p{i:02d}")
                 ui.set_seconds(page, 60)
                 people.append(Participant(f"p{i:02d}", page))
@@ -148,27 +182,25 @@ def main() -> None:
                                                      "run": p.run_id, "url": p.page.url})
                         with contextlib.suppress(Exception):
                             ui.shot(p.page, f"load-{p.name}-{len(report['exceptions'])}")
-                        p.state, p.until = "started", time.time() + 2  # try to stop it
+                        p.state, p.until = ("started" if p.run_id else "idle"), time.time() + 2
                 if "rss_mb_warm" not in report and any(
                         status(runs, d.name) in ui.ENDED for d in runs.iterdir()):
                     report["rss_mb_warm"] = round(app.rss_mb(), 1)  # data, torch, one model
                 time.sleep(0.2)
             report["seconds"] = round(time.time() - t0, 1)
             for p in people:  # the end of the session: everyone stops what they have
-                stop = ui.main_button(p.page, "Stop|Cancel")
-                try:
-                    if p.state == "started" and stop.count():
+                with contextlib.suppress(Exception):
+                    stop = ui.main_button(p.page, "Stop|Cancel")
+                    if stop.count():
                         stop.first.click()
-                except Exception as exc:  # noqa: BLE001
-                    report["exceptions"].append({"who": p.name, "error": str(exc)[:300]})
             ids = [d.name for d in runs.iterdir() if (d / "config.json").exists()]
             deadline = time.time() + SETTLE_S
             while time.time() < deadline and any(status(runs, r) in LIVE for r in ids):
                 time.sleep(1)
             time.sleep(3)  # threads wind down
-            report["runs"] = {s: sum(status(runs, r) == s for r in ids)
-                              for s in sorted({status(runs, r) for r in ids})}
-            report["untruthful"] = [r for r in ids if status(runs, r) in LIVE]
+            report["runs_live"] = {s: sum(status(runs, r) == s for r in ids)
+                                   for s in sorted({status(runs, r) for r in ids})}
+            report["untruthful"] = [r for r in ids if stale(runs, r)]
             report["actions"] = sum(p.actions for p in people)
             report["rss_mb_end"] = round(app.rss_mb(), 1)
             warm = report.get("rss_mb_warm") or report["rss_mb_start"]
@@ -176,12 +208,18 @@ def main() -> None:
             report["threads_end"] = app.threads()
             browser.close()
     finally:
-        app.stop()
+        app.stop()  # SIGTERM: every run must end in a terminal status
+        ids = [d.name for d in runs.iterdir() if (d / "config.json").exists()]
+        report["runs_after_sigterm"] = {s: sum(status(runs, r) == s for r in ids)
+                                        for s in sorted({status(runs, r) for r in ids})}
+        report["not_ended"] = [r for r in ids if status(runs, r) in LIVE]
         if args.keep:
             print(f"runs and server log kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
     report["refusals"] = len(report["refusals"])
+    report["latency_s"] = {k: quantiles(v) for k, v in report.pop("latencies").items()}
+    report.pop("runs_dir")
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
