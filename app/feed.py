@@ -53,13 +53,18 @@ def _feeds(root: str) -> tuple[dict[str, Feed], threading.Lock]:
     return {}, threading.Lock()
 
 
+#: feeds kept in memory (the most recently drawn); an older one is read again from its file
+MAX_FEEDS = 64
+
+
 def feed(run_id: str) -> Feed:
     """The shared, up-to-date feed of ``run_id``."""
     feeds, lock = _feeds(runs_root())
     with lock:
-        f = feeds.get(run_id)
-        if f is None:
-            f = feeds[run_id] = Feed(run_id)
+        f = feeds.pop(run_id, None) or Feed(run_id)
+        feeds[run_id] = f  # now the most recent
+        while len(feeds) > MAX_FEEDS:
+            del feeds[next(iter(feeds))]
     return f.update()
 
 

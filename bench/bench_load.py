@@ -19,9 +19,10 @@ object:
   whose summary says queued, loading, running or paused but whose heartbeat is stale (its
   owner is gone); ``runs_after_sigterm``: statuses once the server was sent SIGTERM, and
   ``not_ended``: runs not finished, stopped, failed or interrupted then (should be empty);
-- ``rss_mb`` at start (pages open, nothing trained), once warm (the first run ended: data
-  set, torch and a model loaded once per process) and at the end (every run ended);
-  ``rss_growth_since_warm``; ``threads`` at start and at the end.
+- ``rss_mb`` at start (pages open, nothing trained), every 30 s (``rss_mb_series``), once
+  warm (2 minutes in: the data set, torch, models, evaluations and snapshots have all been
+  made several times) and at the end (every run ended); ``rss_growth_since_warm``;
+  ``threads`` at start and at the end.
 
 Run it alone on the machine (it uses the CPU fully)::
 
@@ -51,6 +52,10 @@ from tests.e2e.app_server import AppServer  # noqa: E402
 LIVE = ("queued", "loading", "running", "paused")
 ANSWER_S = 60  # a press must show its answer on the page within this long
 SETTLE_S = 120  # at the end: how long runs may take to end after their Stop
+RSS_EVERY_S = 30  # the server's memory is sampled this often
+#: memory is compared with its value this long after the start: by then every kind of work a
+#: run does (data, model, evaluation, snapshot) has happened several times
+WARM_S = 120
 STALE_S = 30  # a live status whose heartbeat is older than this has no owner (RunDir.status)
 
 
@@ -154,6 +159,7 @@ def main() -> None:
     app = AppServer(runs, work / "streamlit.log").start()
     report: dict[str, Any] = {"participants": args.participants, "minutes": args.minutes,
                               "exceptions": [], "refusals": [], "latencies": {},
+                              "rss_mb_series": [],
                               "runs_dir": runs}
     try:
         with sync_playwright() as pw:
@@ -169,6 +175,7 @@ def main() -> None:
             report["threads_start"] = app.threads()
             t0 = time.time()
             end = t0 + args.minutes * 60
+            next_sample = t0
             while time.time() < end and any(p.actions < args.max_actions for p in people):
                 for p in people:
                     if time.time() >= end:
@@ -183,9 +190,9 @@ def main() -> None:
                         with contextlib.suppress(Exception):
                             ui.shot(p.page, f"load-{p.name}-{len(report['exceptions'])}")
                         p.state, p.until = ("started" if p.run_id else "idle"), time.time() + 2
-                if "rss_mb_warm" not in report and any(
-                        status(runs, d.name) in ui.ENDED for d in runs.iterdir()):
-                    report["rss_mb_warm"] = round(app.rss_mb(), 1)  # data, torch, one model
+                if time.time() >= next_sample:  # memory over time: a leak climbs steadily
+                    report["rss_mb_series"].append(round(app.rss_mb()))
+                    next_sample += RSS_EVERY_S
                 time.sleep(0.2)
             report["seconds"] = round(time.time() - t0, 1)
             for p in people:  # the end of the session: everyone stops what they have
@@ -203,7 +210,9 @@ def main() -> None:
             report["untruthful"] = [r for r in ids if stale(runs, r)]
             report["actions"] = sum(p.actions for p in people)
             report["rss_mb_end"] = round(app.rss_mb(), 1)
-            warm = report.get("rss_mb_warm") or report["rss_mb_start"]
+            series = report["rss_mb_series"]
+            warm = series[min(len(series) - 1, WARM_S // RSS_EVERY_S)]
+            report["rss_mb_warm"] = warm
             report["rss_growth_since_warm"] = round(report["rss_mb_end"] / warm - 1, 3)
             report["threads_end"] = app.threads()
             browser.close()

@@ -54,6 +54,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _READS.forget(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -94,6 +95,44 @@ def pid_alive(pid: int) -> bool:
     except (OSError, ValueError, OverflowError):
         return False
     return True
+
+
+class _ParsedFiles:
+    """Parsed small files, kept while the file on disk is unchanged (same inode, size and
+    modification time; every write here replaces the file), so pages that label hundreds of
+    runs at every rerun pay one ``stat`` a file, not a read and a parse. Bounded, oldest out."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._items: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        self._lock = threading.Lock()
+
+    def forget(self, path: Path) -> None:
+        """Drop ``path`` (this process just replaced it: the next read parses it again)."""
+        with self._lock:
+            self._items.pop(path, None)
+
+    def get(self, path: Path, parse: Any) -> Any:
+        st = os.stat(path)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            hit = self._items.get(path)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = parse(path.read_text())
+        with self._lock:
+            self._items.pop(path, None)
+            self._items[path] = (stamp, value)
+            while len(self._items) > self.size:
+                del self._items[next(iter(self._items))]
+        return value
+
+
+def _parse_config(text: str) -> RunConfig:
+    return RunConfig.from_dict(json.loads(text))
+
+
+_READS = _ParsedFiles()
 
 
 @dataclass
@@ -170,13 +209,13 @@ class RunDir:
         """The run's configuration; ``ValueError`` naming the run when config.json is missing,
         damaged or no longer valid."""
         try:
-            return RunConfig.from_dict(json.loads((self.path / "config.json").read_text()))
+            return _READS.get(self.path / "config.json", _parse_config)
         except (OSError, ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
             raise ValueError(f"run {self.id}: its config.json cannot be read ({exc})") from None
 
     def summary(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / "summary.json").read_text())
+            return dict(_READS.get(self.path / "summary.json", json.loads))
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
 
