@@ -11,23 +11,12 @@ from engine.config import RunConfig
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
 from tests.fixtures.app import APP, TIMEOUT, no_exception, texts
+from tests.fixtures.tiny_runs import TINY as TINY_RUN
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
 
-TINY = {
-    "data.train_size": 512,
-    "data.test_size": 256,
-    "data.image_size": 16,
-    "model.width": 8,
-    "train.batch_size": 64,
-    "train.epochs": 1,
-    "train.max_seconds": 0,
-    "eval.knn_train_size": 512,
-    "eval.snapshot_size": 128,
-    "eval.probe_size": 64,
-    "eval.diagnostics_every_steps": 4,
-}
+TINY = {**TINY_RUN, "train.epochs": 1, "train.max_seconds": 0}
 
 
 pytestmark = pytest.mark.usefixtures("no_umap_warm_up")
@@ -377,13 +366,19 @@ def test_compare_shows_both_runs_metrics_and_neighbours(two_runs, monkeypatch):
     assert "**A**: neighbours" in texts(at) and "**B**: neighbours" in texts(at)
 
 
-def test_runs_lists_every_run_on_disk(two_runs, monkeypatch):
+def runs_page(two_runs, monkeypatch) -> tuple[AppTest, list[str]]:  # noqa: ANN001
+    """The Runs page over the two fixture runs, and their ids."""
     root, ids = two_runs
     monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
     at = app()
     at.run()
     at.switch_page("app/pages/runs.py").run()
     no_exception(at)
+    return at, ids
+
+
+def test_runs_lists_every_run_on_disk(two_runs, monkeypatch):
+    at, ids = runs_page(two_runs, monkeypatch)
     table = at.dataframe[0].value
     assert set(table["run"]) == set(ids)
     assert set(table["method"]) == {"supcon", "cross_entropy"}
@@ -449,12 +444,7 @@ def test_only_the_owner_or_the_instructor_may_steer_a_run(runs_dir, monkeypatch)
 
 
 def test_runs_page_shows_owners_and_my_runs(two_runs, monkeypatch):
-    root, ids = two_runs
-    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
-    at = app()
-    at.run()
-    at.switch_page("app/pages/runs.py").run()
-    no_exception(at)
+    at, ids = runs_page(two_runs, monkeypatch)
     assert set(at.dataframe[0].value["owner"]) == {"cli"}
     at.segmented_control(key="runs_scope_switch").set_value("My runs").run()
     no_exception(at)
