@@ -114,12 +114,17 @@ def only_run(store: RunStore):
     return runs[0] if len(runs) == 1 else None
 
 
+def cli_train(runs: Path, overrides: dict, stderr: int) -> tuple[subprocess.Popen, RunStore]:
+    """``python -m engine train`` of the TINY run with ``overrides``, in the background."""
+    proc = cli("train", "--quiet", "--runs-dir", str(runs), *cli_sets({**TINY, **overrides}),
+               stdout=subprocess.DEVNULL, stderr=stderr)
+    return proc, RunStore(runs)
+
+
 def test_kill_9_then_reconcile_then_resume_to_the_end(tmp_path):
     runs = tmp_path / "runs"
-    sets = cli_sets({**TINY, "train.epochs": 20, "train.checkpoint_every_seconds": 0.3})
-    proc = cli("train", "--quiet", "--runs-dir", str(runs), *sets,
-               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    store = RunStore(runs)
+    proc, store = cli_train(runs, {"train.epochs": 20, "train.checkpoint_every_seconds": 0.3},
+                            subprocess.DEVNULL)
     try:
         wait_for(lambda: (r := only_run(store)) is not None and r.checkpoint_path() is not None,
                  120, "checkpoint")
@@ -170,10 +175,8 @@ def test_resume_refuses_bad_ids_and_runs_without_checkpoint(tmp_path):
 
 def test_sigterm_of_a_cli_run_saves_and_marks_it_interrupted(tmp_path):
     runs = tmp_path / "runs"
-    sets = cli_sets({**TINY, "train.epochs": 1000, "train.checkpoint_every_seconds": 0})
-    proc = cli("train", "--quiet", "--runs-dir", str(runs), *sets,
-               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    store = RunStore(runs)
+    proc, store = cli_train(runs, {"train.epochs": 1000, "train.checkpoint_every_seconds": 0},
+                            subprocess.PIPE)
     try:
         wait_for(lambda: (r := only_run(store)) is not None and r.metrics("step"), 120,
                  "step")
