@@ -152,7 +152,8 @@ def _headline(f: Feed, cfg: Any) -> None:
         cols[3].metric("Images / s", f"{step.get('images_per_s', 0):,.0f}")
         cols[4].metric("Learning rate", f"{step.get('lr', 0):.2e}")
         cols[5].metric("Time left", _time_left(step, cfg))
-        progress = float(step.get("progress", 0.0))
+        # a step's progress is taken before it; the finished event has the run's last word
+        progress = float((f.last("finished") or step).get("progress", 0.0))
         st.progress(min(max(progress, 0.0), 1.0), text=f"{progress:.0%}")
 
 
