@@ -5,7 +5,9 @@ coordinates, both normalised to ``[-1, 1]`` over the image edges (``align_corner
 Ops applied in the order ``A`` then ``B`` sample the source at ``M_A @ M_B @ u``, so a view's
 crop, flip, rotation and translation become one matrix per sample and the image is resampled
 once (one interpolation, one call, no python loop over samples), as in airbench
-(https://github.com/KellerJordan/cifar10-airbench).
+(https://github.com/KellerJordan/cifar10-airbench). A perspective warp is a ``(B, 3, 3)``
+homography in the same coordinates: it joins the product like the others, and the warp then
+divides by the third coordinate (``projective=True``).
 
 Rectangles (random erasing, cutout) are per-sample boolean masks built by broadcasting.
 """
@@ -107,6 +109,35 @@ def shear(sx: torch.Tensor, sy: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return _affine(one, sx * (h / w), zero, sy * (w / h), one, zero)
 
 
+def shear_degrees(x_deg: torch.Tensor, y_deg: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Shear matrices from angles ``(B,)`` in degrees: factors ``tan(angle)`` (torchvision's
+    convention for an x shear: ``x_in = x + tan(sx) * y`` in pixel units)."""
+    return shear(torch.tan(torch.deg2rad(x_deg)), torch.tan(torch.deg2rad(y_deg)), h, w)
+
+
+def perspective(
+    g: torch.Generator | None, b: int, distortion: float, device: torch.device
+) -> torch.Tensor:
+    """Random perspective homographies ``(b, 3, 3)``, output to input coordinates.
+
+    As torchvision's RandomPerspective: each output corner lies inwards of the image corner by
+    a uniform amount in ``[0, distortion]`` of half the side, in x and in y independently; the
+    homography maps those four points back to the image corners (a batched 8x8 solve).
+    """
+    src = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=device)
+    shift = uniform(g, (b, 4, 2), 0.0, distortion, device)
+    dst = src - src * shift  # towards the centre: (b, 4, 2)
+    x, y = dst[..., 0], dst[..., 1]  # (b, 4) output corners
+    u, v = src[:, 0].expand(b, 4), src[:, 1].expand(b, 4)  # where they sample the input
+    one, zero = torch.ones_like(x), torch.zeros_like(x)
+    rows_u = torch.stack([x, y, one, zero, zero, zero, -x * u, -y * u], -1)  # (b, 4, 8)
+    rows_v = torch.stack([zero, zero, zero, x, y, one, -x * v, -y * v], -1)
+    a = torch.cat([rows_u, rows_v], 1)  # (b, 8, 8)
+    rhs = torch.cat([u, v], 1).unsqueeze(-1)  # (b, 8, 1)
+    sol = torch.linalg.solve(a, rhs).squeeze(-1)  # (b, 8)
+    return torch.cat([sol, torch.ones(b, 1, device=device)], 1).view(b, 3, 3)
+
+
 def translation(dx: torch.Tensor, dy: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Matrices moving the content by ``(dx, dy)`` pixels ``(B,)`` each (right, down)."""
     one, zero = torch.ones_like(dx), torch.zeros_like(dx)
@@ -123,28 +154,39 @@ def random_translation(
     return translation(dx, dy, h, w)
 
 
-def _grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def _grid(theta: torch.Tensor, h: int, w: int, projective: bool = False) -> torch.Tensor:
     """Sampling grid ``(B, H, W, 2)`` of ``theta``; ``F.affine_grid`` by broadcasting.
 
     ``affine_grid`` multiplies ``(B, H*W, 3)`` by ``(B, 3, 2)`` with a batched matmul, which
     is slow on CPUs for an inner size of 3; six broadcast multiply-adds are not.
+    ``projective``: divide by the third homogeneous coordinate (a perspective warp).
     """
     xs = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1  # centres
     ys = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1
-    t = theta[:, :2].reshape(-1, 2, 3, 1, 1)
+    rows = 3 if projective else 2
+    t = theta[:, :rows].reshape(-1, rows, 3, 1, 1)
     gx = t[:, 0, 0] * xs.view(1, 1, w) + (t[:, 0, 1] * ys.view(1, h, 1) + t[:, 0, 2])
     gy = t[:, 1, 0] * xs.view(1, 1, w) + (t[:, 1, 1] * ys.view(1, h, 1) + t[:, 1, 2])
+    if projective:
+        gw = t[:, 2, 0] * xs.view(1, 1, w) + (t[:, 2, 1] * ys.view(1, h, 1) + t[:, 2, 2])
+        gw = torch.where(gw.abs() < 1e-6, torch.full_like(gw, 1e-6), gw)
+        gx, gy = gx / gw, gy / gw
     return torch.stack([gx, gy], -1)
 
 
 def warp(
-    x: torch.Tensor, theta: torch.Tensor, reflect: bool = False, fill: float = 0.0
+    x: torch.Tensor,
+    theta: torch.Tensor,
+    reflect: bool = False,
+    fill: float = 0.0,
+    projective: bool = False,
 ) -> torch.Tensor:
     """Resample ``x`` ``(B, C, H, W)`` float through per-sample matrices ``theta`` ``(B, 3, 3)``.
 
     Bilinear; pixels from outside the image are reflected (``reflect``) or set to ``fill``.
+    ``projective``: ``theta`` holds homographies (see :func:`perspective`).
     """
-    grid = _grid(theta, x.shape[2], x.shape[3])
+    grid = _grid(theta, x.shape[2], x.shape[3], projective)
     if reflect:
         return F.grid_sample(x, grid, "bilinear", "reflection", align_corners=False)
     if fill == 0.0:

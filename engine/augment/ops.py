@@ -178,6 +178,46 @@ _SPECS = [
         group="occlusion",
     ),
     OpSpec(
+        "shear",
+        "Shear by a random angle per sample along x (and y), about the centre; corners are "
+        "filled black (torchvision's RandomAffine shear; ShearX/Y of RandAugment, "
+        "https://arxiv.org/abs/1909.13719).",
+        {
+            "x": _range((-15.0, 15.0), -60.0, 60.0, "x shear angle in degrees"),
+            "y": _range((0.0, 0.0), -60.0, 60.0, "y shear angle in degrees"),
+        },
+        p=0.5,
+        group="geometry",
+    ),
+    OpSpec(
+        "perspective",
+        "Perspective warp: each corner moves inwards by a random amount, up to `distortion` of "
+        "half the side in x and in y, as torchvision's RandomPerspective; corners filled black.",
+        {"distortion": Param(0.3, 0.0, 0.9, "largest corner shift, a fraction of half the side")},
+        p=0.5,
+        group="geometry",
+    ),
+    OpSpec(
+        "autocontrast",
+        "Stretch each channel to the full range (PIL's autocontrast; a RandAugment op).",
+        {},
+        p=0.5,
+    ),
+    OpSpec(
+        "equalize",
+        "Histogram equalisation of each channel (PIL's equalize; a RandAugment op).",
+        {},
+        p=0.5,
+    ),
+    OpSpec(
+        "sharpness",
+        "Blend with a 3x3 smoothed copy by a random factor per sample: 0 = smoothed, 1 = "
+        "unchanged, 2 = sharpened (PIL's ImageEnhance.Sharpness; a RandAugment op).",
+        {"factor": _range((0.1, 1.9), 0.0, 4.0, "blend factor drawn from [low, high]")},
+        p=0.5,
+        group="filter",
+    ),
+    OpSpec(
         "randaugment",
         "RandAugment (Cubuk et al. 2019, https://arxiv.org/abs/1909.13719): n ops per sample "
         "drawn from a pool of 14 (identity, autocontrast, equalize, brightness, colour, "

@@ -60,6 +60,11 @@ def _matrix(
         m = geometry.rotation(uniform(g, (b,), *op["degrees"], dev), h, w)
     elif name == "random_translate":
         m = geometry.random_translation(g, b, h, w, op["fraction"], dev)
+    elif name == "shear":
+        sx, sy = uniform(g, (b,), *op["x"], dev), uniform(g, (b,), *op["y"], dev)
+        m = geometry.shear_degrees(sx, sy, h, w)
+    elif name == "perspective":
+        m = geometry.perspective(g, b, op["distortion"], dev)
     else:  # pragma: no cover - guarded by GEOMETRY
         raise ValueError(f"{name} is not a geometric op")
     return geometry.select(apply, m)
@@ -73,6 +78,7 @@ def _warp_stage(ops: list[Op]) -> Stage:
     """
     reflect = any(op["op"] == "random_translate" or op.get("reflect") for op in ops)
     flips_only = all(op["op"].endswith("_flip") for op in ops)
+    projective = any(op["op"] == "perspective" for op in ops)
 
     def run(x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         b, _, h, w = x.shape
@@ -85,7 +91,7 @@ def _warp_stage(ops: list[Op]) -> Stage:
         theta = _matrix(ops[0], g, b, h, w, x.device)
         for op in ops[1:]:
             theta = theta @ _matrix(op, g, b, h, w, x.device)
-        return geometry.warp(x, theta, reflect=reflect)
+        return geometry.warp(x, theta, reflect=reflect, projective=projective)
 
     return run
 
@@ -171,7 +177,26 @@ def _posterize(x: torch.Tensor, op: Op, apply: torch.Tensor, _g: Any) -> torch.T
     return torch.where(apply.view(-1, 1, 1, 1), colour.posterize(x, bits), x)
 
 
+def _where(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A parameterless op applied to the samples ``apply`` selects."""
+
+    def run(x: torch.Tensor, op: Op, apply: torch.Tensor, _g: Any) -> torch.Tensor:
+        return torch.where(apply.view(-1, 1, 1, 1), fn(x), x)
+
+    return run
+
+
+def _sharpness(
+    x: torch.Tensor, op: Op, apply: torch.Tensor, g: torch.Generator | None
+) -> torch.Tensor:
+    factor = uniform(g, (x.shape[0],), *op["factor"], x.device)
+    return torch.where(apply.view(-1, 1, 1, 1), colour.sharpness(x, factor), x)
+
+
 _POINT_OPS: dict[str, Callable[..., torch.Tensor]] = {
+    "autocontrast": _where(colour.autocontrast),
+    "equalize": _where(colour.equalize),
+    "sharpness": _sharpness,
     "solarize": _threshold,
     "posterize": _posterize,
     "gaussian_blur": _blur,
