@@ -15,6 +15,7 @@ from app import images
 from app.state import dataset, map_cache, registry
 from engine.eval.maps import MapKey
 from engine.eval.retrieval import NeighbourIndex, precision_at_k
+from engine.share.thumbnails import carried_pictures
 
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "seed": 0}
 MAP_KINDS = {"umap": "UMAP", "pca": "PCA"}
@@ -76,6 +77,10 @@ def _load(run_id: str, step: int) -> Snapshot:
     class_names: list[str] = []
     attributes: dict[str, list[str]] = {}
     thumbs, error = None, ""
+    carried = carried_pictures(run, arrays)
+    if carried is not None:  # a tracked or imported run brings its own pictures and words
+        thumbs, class_names, attributes = carried
+        return Snapshot(run_id, step, arrays, class_names, attributes, thumbs, "")
     try:
         ds = dataset(cfg.data)
         class_names, attributes = list(ds.class_names), dict(ds.attribute_names)
