@@ -5,6 +5,9 @@
 - :mod:`projection`: 2-D maps (PCA, UMAP on a faiss kNN graph) and the UMAP warm-up;
 - :mod:`collapse`: collapse diagnostics (std, RankMe, alignment/uniformity) and the alarm;
 - :mod:`clusters`: class clustering and the comparison of two runs' spaces.
+- :mod:`encoder`: a run's encoder read back from its checkpoint (the augmentation studio);
+- :mod:`view_cloud`: N augmented views of one image in ``h``, placed on a map;
+- :mod:`invariance`: the invariance profile of a run, op by op and strength by strength.
 
 Inputs may be numpy arrays or torch tensors; outputs are numpy arrays and python floats.
 Importing this package is cheap: faiss, umap-learn and scikit-learn load on first use.
