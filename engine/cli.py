@@ -222,6 +222,33 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return report(run, last)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from engine.train.registry import Actor, RunRegistry
+    from engine.train.store import RunStore
+    from engine.train.sweep import Sweep, format_table, run_sweep
+
+    cfg = load_config(args.config, args.set)
+    budget = None if args.budget is not None and args.budget <= 0 else args.budget
+    sweep = Sweep.new(cfg, args.mode, args.ops or None, budget, owner="cli")
+    registry = RunRegistry(RunStore(args.runs_dir))
+    sweep.save(registry.store.root)
+    print(f"sweep {sweep.id}: {len(sweep.cells)} runs, "
+          f"{'the base budget' if budget is None else f'{budget:g} s'} each, seed {cfg.seed}",
+          flush=True)
+
+    def show(rows: list[dict[str, Any]]) -> None:
+        if not args.quiet:
+            print(format_table(sweep, rows) + "\n", flush=True)
+
+    try:
+        rows = run_sweep(sweep, registry, Actor("cli", instructor=True), on_update=show)
+    except KeyboardInterrupt:
+        registry.stop_all()
+        return 130
+    print(format_table(sweep, rows))
+    return 0 if all(r["status"] == "finished" for r in rows) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -261,6 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_resume)
+
+    p = sub.add_parser("sweep", help="augmentation ablation: leave one op out at a time, or "
+                       "every pair of ops (SimCLR figure 5), same seed and budget per run")
+    common(p)
+    p.add_argument("--mode", choices=["leave_one_out", "pairs"], default="leave_one_out")
+    p.add_argument("--ops", nargs="*", default=[], metavar="OP",
+                   help="the ops to vary (default: every op the base applies)")
+    p.add_argument("--budget", type=float, default=90.0,
+                   help="seconds of training per run (default 90; 0 = the base's own)")
+    p.add_argument("--runs-dir", default=None, help="where run directories go (default ./runs)")
+    p.add_argument("--quiet", action="store_true", help="only the final table")
+    p.set_defaults(fn=cmd_sweep)
+
     return parser
 
 
