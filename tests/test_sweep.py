@@ -90,3 +90,21 @@ def test_sweep_is_queued_within_the_cap_and_its_table_fills_in(tmp_path) -> None
 def test_loading_a_missing_sweep_names_it(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(FileNotFoundError, match="no sweep 'nope'"):
         Sweep.load(tmp_path, "nope")
+
+
+def test_feed_submits_every_cell_in_the_background(tmp_path) -> None:  # noqa: ANN001
+    from engine.train.sweep import feed
+
+    store = RunStore(tmp_path)
+    factory = Factory(lifetime=0.05)
+    reg = RunRegistry(store, Limits(max_runs_cpu=1, max_queued=1), factory, [])
+    sweep = Sweep.new(BASE, "pairs", ops=["random_resized_crop", "color_jitter"],
+                      budget_seconds=10)
+    sweep.save(store.root)
+    feed(sweep, reg, Actor("bob"), poll=0.02).join(30)
+    assert not sweep.pending() and len(factory.made) == 3
+    deadline = time.monotonic() + 30
+    while not sweep.done(store) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r["status"] for r in sweep.table(store)] == ["finished"] * 3
+    reg.stop_all()

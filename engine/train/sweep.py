@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ class Cell:
     """One run of a sweep: which ops it keeps and drops, where it sits in the table.
 
     row, col: the cell's place (leave-one-out: the dropped op and ``""``; pairs: the two kept
-    ops, equal on the diagonal); run_id: "" until submitted.
+    ops, equal on the diagonal); run_id: "" until submitted; error: why it was not.
     """
 
     label: str
@@ -49,6 +50,7 @@ class Cell:
     row: str
     col: str
     run_id: str = ""
+    error: str = ""  # why the cell could not be submitted (its checks failed)
 
 
 def sweep_ops(base: RunConfig) -> list[str]:
@@ -154,20 +156,23 @@ class Sweep:
         return cell_config(RunConfig.from_dict(self.base), cell, self.budget_seconds)
 
     def pending(self) -> list[Cell]:
-        return [c for c in self.cells if not c.run_id]
+        return [c for c in self.cells if not c.run_id and not c.error]
 
     def pump(self, registry: Any, actor: Any, dataset: Any = None) -> int:
         """Submit pending cells in order until the queue refuses one (the participant's cap);
-        saves the run ids. Returns how many were submitted. A ValueError (a cell that would
-        fail its checks) propagates."""
-        submitted = 0
+        a cell that fails its checks (ValueError) keeps the reason in ``error``. Saves the
+        sweep when anything changed; returns how many runs were submitted."""
+        submitted, changed = 0, False
         for cell in self.pending():
             try:
                 cell.run_id = registry.submit(self.config(cell), actor, dataset)
             except PermissionError:
                 break
+            except ValueError as exc:
+                cell.error, changed = str(exc), True
+                continue
             submitted += 1
-        if submitted:
+        if submitted or changed:
             self.save(registry.store.root)
         return submitted
 
@@ -177,7 +182,7 @@ class Sweep:
         finished run, else None)."""
         rows = []
         for c in self.cells:
-            status, knn = "pending", None
+            status, knn = ("not run" if c.error else "pending"), None
             if c.run_id:
                 try:
                     run = store.get(c.run_id)
@@ -189,12 +194,12 @@ class Sweep:
                     status = "deleted"
             rows.append({"label": c.label, "row": c.row, "col": c.col, "kept": c.kept,
                          "dropped": c.dropped, "run_id": c.run_id, "status": status,
-                         "knn": knn})
+                         "knn": knn, "error": c.error})
         return rows
 
     def done(self, store: Any) -> bool:
         """Whether every cell's run has ended."""
-        return all(r["status"] in (*DONE, "deleted") for r in self.table(store))
+        return all(r["status"] in (*DONE, "deleted", "not run") for r in self.table(store))
 
 
 # -- reading a sweep's results ------------------------------------------------------------------
@@ -224,6 +229,22 @@ def format_table(sweep: Sweep, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def feed(sweep: Sweep, registry: Any, actor: Any, poll: float = 2.0) -> threading.Thread:
+    """Keep submitting the sweep's pending cells as the participant's queue has room, in a
+    daemon thread that ends once every cell is submitted (the app's path: the sweep goes on
+    when its page is closed)."""
+
+    def loop() -> None:
+        while sweep.pending():
+            sweep.pump(registry, actor)
+            if sweep.pending():
+                time.sleep(poll)
+
+    thread = threading.Thread(target=loop, name=f"sweep-{sweep.id}", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_sweep(sweep: Sweep, registry: Any, actor: Any, poll: float = 2.0,
               on_update: Any = None) -> list[dict[str, Any]]:
     """Submit every cell of ``sweep`` and wait until all its runs have ended (the command
@@ -238,6 +259,6 @@ def run_sweep(sweep: Sweep, registry: Any, actor: Any, poll: float = 2.0,
         if statuses != last and on_update is not None:
             on_update(rows)
         last = statuses
-        if not sweep.pending() and all(s in (*DONE, "deleted") for s in statuses):
+        if not sweep.pending() and all(s in (*DONE, "deleted", "not run") for s in statuses):
             return rows
         time.sleep(poll)
