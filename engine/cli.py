@@ -301,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="only the final table")
     p.set_defaults(fn=cmd_sweep)
 
+    from engine.cli_tools import add_commands
+
+    add_commands(sub)  # eval, export, export-run, import-run
     return parser
 
 
