@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import streamlit as st
 
-from app import charts, mapview, participants
+from app import charts, mapview, participants, studio
 from app.hover import hover_thumbnails
 from app.run_info import ACTIVE, pick_run, run_status
 from app.state import registry, run_dir, select_run, selected_run
@@ -157,6 +157,7 @@ def main() -> None:
         if error:
             st.warning(f"UMAP failed ({error}); showing PCA.")
     st.fragment(map_fragment)(snap, kind, colouring, feature, k)
+    studio.section(snap)
 
 
 main()

@@ -1,0 +1,90 @@
+"""The augmentation studio on the Explore page under Streamlit's AppTest: a profile computed
+on request in the background and charted, a view cloud drawn, a sweep's table with links to its
+runs, the export of the run's pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import RunConfig
+from engine.train.runner import run_foreground
+from engine.train.store import RunStore
+from engine.train.sweep import Sweep
+from tests.fixtures.app import APP, TIMEOUT, no_exception, texts
+from tests.fixtures.tiny_runs import TINY
+
+st_testing = pytest.importorskip("streamlit.testing.v1")
+SETTINGS = {**TINY, "data.name": "shapes", "train.device": "cpu", "train.epochs": 1,
+            "train.max_seconds": 0, "eval.diagnostics_every_steps": 0}
+
+pytestmark = pytest.mark.usefixtures("no_umap_warm_up")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):  # noqa: ANN201
+    root = tmp_path_factory.mktemp("runs")
+    run, last = run_foreground(RunConfig().with_overrides(SETTINGS), RunStore(root))
+    assert last["type"] == "finished", last.get("error")
+    return root, run
+
+
+def explore(monkeypatch, root, run_id: str):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
+    monkeypatch.setenv("SSL_STUDIO_PROFILE_QUERIES", "64")
+    at = st_testing.AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["who"] = "tester"
+    at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("app/pages/explore.py").run()
+    no_exception(at)
+    at.radio(key="explore_kind").set_value("pca").run()
+    return at
+
+
+def test_profile_is_computed_on_request_and_charted(trained, monkeypatch) -> None:  # noqa: ANN001
+    root, run = trained
+    at = explore(monkeypatch, root, run.id)
+    assert "Augmentation studio" in [h.value for h in at.header]
+    at.button(key="studio_profile_a").click().run()
+    no_exception(at)
+    from app.studio import profile_jobs
+
+    assert profile_jobs().wait(120)
+    at.run()
+    no_exception(at)
+    charts = [c for c in at.get("plotly_chart") if "augmented copy" in str(c.proto.spec)]
+    assert len(charts) == 1, "no profile chart"
+    assert "test images against a bank of 128" in texts(at)
+    assert list((run.path / "studio").glob("profile_step_*.json"))
+
+
+def test_view_cloud_is_drawn_on_the_map(trained, monkeypatch) -> None:  # noqa: ANN001
+    root, run = trained
+    at = explore(monkeypatch, root, run.id)
+    at.number_input(key="studio_row").set_value(3).run()
+    at.selectbox(key="studio_source").set_value("rotation").run()
+    at.button(key="studio_cloud_go").click().run()
+    no_exception(at)
+    labels = [m.label for m in at.metric]
+    assert "Mean cosine, view to source" in labels
+    assert "View cloud of image #" in texts(at) and "neighbours' positions" in texts(at)
+
+
+def test_sweep_table_links_its_runs_and_export_shows_code(trained, monkeypatch) -> None:  # noqa: ANN001
+    root, run = trained
+    base = RunConfig().with_overrides(SETTINGS)
+    sweep = Sweep.new(base, "leave_one_out", budget_seconds=5)
+    sweep.cells[0].run_id = run.id  # one cell done, the rest still to come
+    sweep.save(root)
+    at = explore(monkeypatch, root, run.id)
+    no_exception(at)
+    assert "runs of 90 s each" in texts(at)
+    assert "1 of 5 runs finished" in texts(at)
+    frame = at.dataframe[0].value
+    assert frame["run"].iloc[0].startswith(f"explore?run={run.id}")
+    assert frame["status"].tolist()[:2] == ["finished", "pending"]
+    code = "\n".join(c.value for c in at.code)
+    assert '"views"' in code
+    at.radio(key="studio_export_show").set_value("torchvision").run()
+    code = "\n".join(c.value for c in at.code)
+    assert "v2.Compose" in code and "v2.RandomResizedCrop" in code
