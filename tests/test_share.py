@@ -196,3 +196,36 @@ def test_export_run_in_process_keeps_a_tracked_run_s_pictures(tmp_path):
     assert f"{run.id}/tracked.json" in names and f"{run.id}/thumbnails.npz" not in names
     imported = import_run(archive, RunStore(tmp_path / "b"))
     assert "images" in imported.load_snapshot()
+
+
+def _run_tools_page() -> None:
+    import streamlit as st
+
+    from app import run_tools
+
+    run_tools.tools(st.query_params["run"])
+
+
+def test_the_runs_page_evaluates_a_checkpoint_and_says_why_it_cannot(shared, tmp_path,
+                                                                     monkeypatch):
+    store, run, _ = train_on_folder(tmp_path)
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(store.root))
+    at = st_testing.AppTest.from_function(_run_tools_page, default_timeout=TIMEOUT)
+    at.query_params["run"] = run.id
+    at.run()
+    at.button(key="evaluate_checkpoint").click().run()
+    no_exception(at)
+    assert len(store.list()) == 2
+    evaluation = next(r for r in store.list() if r.id != run.id)
+    assert evaluation.summary()["evaluated_from"] == run.id
+    assert f"Evaluated as `{evaluation.id}`" in at.success[0].value
+    assert f"knn top1 {run.summary()['knn_top1']:.3f}" in at.success[0].value
+    # an imported run whose data set is not here: the reason, no traceback
+    _, fresh, ids, _ = shared
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(fresh.root))
+    at = st_testing.AppTest.from_function(_run_tools_page, default_timeout=TIMEOUT)
+    at.query_params["run"] = ids[0]
+    at.run()
+    at.button(key="evaluate_checkpoint").click().run()
+    no_exception(at)
+    assert "Cannot evaluate it" in at.error[0].value

@@ -7,7 +7,7 @@ import hashlib
 
 import streamlit as st
 
-from app import controls, participants
+from app import controls, participants, run_tools
 from app.feed import forget
 from app.run_info import owner, row
 from app.state import map_cache, registry, run_dir, select_run, selected_run
@@ -64,6 +64,7 @@ def actions(run_id: str) -> None:
                       help=None if allowed else "Only its owner or the instructor may delete it"):
         confirm_delete(run_id)
     controls.buttons(run_id, actor, key="runs_")
+    run_tools.tools(run_id)
 
 
 def table_key(table: list[dict]) -> str:
@@ -82,6 +83,7 @@ def main() -> None:
         runs = [r for r in runs if owner(r) == participants.name()]
     st.caption(f"{len(runs)} run(s) in `{registry().store.root}`, newest first. Select a row "
                "to open, download or delete it; select two to compare them.")
+    run_tools.import_box()
     if not runs and only_mine:
         st.info("You have no runs yet. Start one on the **Train** page.")
         return
