@@ -1,0 +1,68 @@
+"""The augmentation studio in a real browser: open Explore on a trained run, compute its
+invariance profile and see the chart; pick an image and see its view cloud on the map."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from engine.config import RunConfig
+from engine.train.runner import run_foreground
+from engine.train.store import RunStore
+from tests.e2e import ui
+from tests.e2e.app_server import AppServer
+from tests.fixtures.tiny_runs import TINY
+
+pytestmark = pytest.mark.e2e
+
+SETTINGS = {**TINY, "data.name": "shapes", "train.device": "cpu", "train.epochs": 1,
+            "train.max_seconds": 0, "eval.diagnostics_every_steps": 0}
+PROFILE_S = 120
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    root = tmp_path_factory.mktemp("runs")
+    run, last = run_foreground(RunConfig().with_overrides(SETTINGS), RunStore(root))
+    assert last["type"] == "finished", last.get("error")
+    app = AppServer(root, tmp_path_factory.mktemp("server") / "streamlit.log",
+                    env={"SSL_STUDIO_PROFILE_QUERIES": "64"})
+    app.start()
+    try:
+        yield app.url, run.id
+    finally:
+        app.stop()
+
+
+def _chart_with(page, what: str):  # noqa: ANN001, ANN202
+    """The first plotly chart whose traces' JSON contains ``what``, once drawn."""
+    def find():  # noqa: ANN202
+        for graph in page.locator(".js-plotly-plot").all():
+            data = graph.evaluate("g => JSON.stringify((g._fullData || []).map("
+                                  "t => [t.type, t.name]))")
+            if what in data:
+                return graph
+        return None
+
+    return ui.wait_until(find, PROFILE_S, f"a chart with {what}")
+
+
+def test_profile_chart_and_view_cloud(server, visit) -> None:  # noqa: ANN001
+    url, run_id = server
+    page = visit(url, "e2e")
+    page.goto(f"{url}/explore?who=e2e&run={run_id}")
+    page.get_by_role("heading", name="Augmentation studio").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Invariance profile").click()
+    page.get_by_role("button", name=re.compile("Compute the invariance profile")).click()
+    bars = _chart_with(page, '"bar"')
+    names = bars.evaluate("g => g._fullData[0].x.join(',')")
+    assert "color_jitter" in names and "perspective" in names
+
+    page.get_by_role("tab", name="View cloud").click()
+    page.get_by_role("button", name=re.compile("Draw the view cloud")).click()
+    cloud = _chart_with(page, "source image")
+    views = cloud.evaluate("g => g._fullData.find(t => t.name === 'views').x.length")
+    assert views == 24
+    assert float(ui.metric(page, "Mean cosine, view to source")) <= 1.0
