@@ -97,6 +97,20 @@ def test_the_newest_request_runs_first(cache, fake):
     assert sizes == [20, 12, 11]
 
 
+def test_the_queue_keeps_only_the_newest_requests(fake):
+    cache = MapCache(max_pending=2, project=fake.project, warm=fake.warm)
+    cache.request(MapKey("a", 0), feats())
+    assert fake.running.wait(2)
+    for step in (1, 2, 3):
+        cache.request(MapKey("a", step), feats())
+    assert cache.status(MapKey("a", 1)) == "missing"  # dropped: the oldest waiting
+    assert [cache.status(MapKey("a", s)) for s in (2, 3)] == ["queued", "queued"]
+    cache.request(MapKey("a", 1), feats())  # asked again: queued again, newest
+    assert cache.status(MapKey("a", 1)) == "queued" and cache.status(MapKey("a", 2)) == "missing"
+    fake.release.set()
+    assert cache.wait(MapKey("a", 1), timeout=5) is not None
+
+
 def test_a_failure_is_reported_and_not_retried(cache, fake):
     fake.release.set()
     key = MapKey("a", 0)

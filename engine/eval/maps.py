@@ -53,15 +53,19 @@ class MapCache:
 
     ``project`` and ``warm`` replace the projection functions (tests use fakes).
     ``max_entries`` bounds the memory: the least recently used maps are dropped first.
+    ``max_pending`` bounds the queue (each request holds a copy of its features): past it the
+    oldest request is dropped, a page nobody looks at any more; asking again queues it again.
     """
 
     def __init__(
         self,
         max_entries: int = 256,
+        max_pending: int = 8,
         project: Callable[[str, np.ndarray, dict[str, Any]], np.ndarray] | None = None,
         warm: Callable[[], None] | None = None,
     ) -> None:
         self.max_entries = max_entries
+        self.max_pending = max_pending
         self._project = project or _project
         self._warm = warm or _warm_up
         self._lock = threading.Lock()
@@ -110,6 +114,8 @@ class MapCache:
                 return None
             self._queue[slot] = (kind, np.array(feats, dtype=np.float32, copy=True), dict(params))
             self._queue.move_to_end(slot)  # newest first
+            while len(self._queue) > self.max_pending:
+                self._queue.popitem(last=False)
             self._ensure_worker()
             self._wake.notify_all()
         return None
