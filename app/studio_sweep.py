@@ -19,6 +19,22 @@ from engine.train.sweep import CPU_BUDGET_SECONDS, MODES, Sweep, feed, plan, swe
 MODE_NAMES = {"leave_one_out": "leave one op out", "pairs": "pairs of ops (SimCLR fig. 5)"}
 
 
+@st.cache_resource(show_spinner=False)
+def _feeders() -> dict[str, Any]:
+    """Sweep id -> the thread that submits its remaining cells (one per sweep, process-wide)."""
+    return {}
+
+
+def _keep_feeding(sweep: Sweep) -> None:
+    """Start the sweep's feeder when cells wait and none runs (a restarted server): only for
+    the participant who owns the sweep, whose queue the cells go to."""
+    feeders = _feeders()
+    thread = feeders.get(sweep.id)
+    if sweep.pending() and sweep.owner == participants.name() and not (
+            thread is not None and thread.is_alive()):
+        feeders[sweep.id] = feed(sweep, registry(), participants.actor())
+
+
 def _link(run_id: str) -> str:
     who = participants.name()
     return f"explore?run={run_id}" + (f"&who={who}" if who else "")
@@ -47,7 +63,7 @@ def _start(run_id: str) -> None:
     if st.button("Queue the sweep", key="sweep_go", icon=":material/playlist_add:"):
         sweep = Sweep.new(base, mode, ops, budget, owner=participants.name())
         sweep.save(registry().store.root)
-        feed(sweep, registry(), participants.actor())
+        _feeders()[sweep.id] = feed(sweep, registry(), participants.actor())
         st.session_state["sweep_id"] = sweep.id
         st.rerun()
 
@@ -83,6 +99,7 @@ def sweep_section(run_id: str) -> None:
     chosen = st.selectbox("Sweep", ids, index=ids.index(current) if current in ids else 0,
                           key="sweep_pick")
     sweep = Sweep.load(registry().store.root, chosen)
+    _keep_feeding(sweep)
 
     def live() -> None:
         _table(sweep)

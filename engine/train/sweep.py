@@ -212,12 +212,12 @@ def format_table(sweep: Sweep, rows: list[dict[str, Any]]) -> str:
     if sweep.mode == "leave_one_out":
         ref = rows[0]["knn"]
         width = max(len(r["label"]) for r in rows)
-        lines = [f"{'cell':<{width}}  kNN    change  status  run"]
+        lines = [f"{'cell':<{width}}  kNN    change  status    run"]
         for r in rows:
             delta = "" if ref is None or r["knn"] is None or r is rows[0] else \
                 f"{r['knn'] - ref:+.3f}"
             lines.append(f"{r['label']:<{width}}  {num(r['knn'])}  {delta:>6}  "
-                         f"{r['status']:<8}{r['run_id']}")
+                         f"{r['status']:<9} {r['run_id']}")
         return "\n".join(lines)
     ops = list(dict.fromkeys(r["row"] for r in rows))
     grid = {(r["row"], r["col"]): r["knn"] for r in rows}
