@@ -49,7 +49,7 @@ def show(run_id: str, key: str = "live") -> None:
     (every 5 s while it is queued) and reruns the whole page once when the run's status
     changes (so buttons follow)."""
     status = run_status(run_id)
-    st.session_state[f"{key}_status_{run_id}"] = status
+    st.session_state[f"{key}_status"] = (run_id, status)  # one key a panel, not one a run
     every = QUEUED_POLL_SECONDS if status == "queued" else POLL_SECONDS
     st.fragment(_panel, run_every=every if status in ACTIVE else None)(run_id, key)
 
@@ -60,9 +60,9 @@ def _panel(run_id: str, key: str) -> None:
         st.info("This run was deleted.")
         return
     status = run_status(run_id)
-    status_key = f"{key}_status_{run_id}"
-    if status != st.session_state.get(status_key):
-        st.session_state[status_key] = status
+    status_key = f"{key}_status"
+    if (run_id, status) != st.session_state.get(status_key):
+        st.session_state[status_key] = (run_id, status)
         st.rerun(scope="app")  # the run paused, resumed or ended: redraw the controls
     try:
         cfg = run.config()

@@ -11,4 +11,9 @@ import os
 # 2 threads than with 1 (BENCHMARKS.md). Read once, when torch loads: hence here, before it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# A server that trains run after run must give freed memory back (engine/memory.py).
+from engine.memory import limit_heap_growth  # noqa: E402
+
+limit_heap_growth()
+
 __version__ = "0.1.0"
