@@ -179,6 +179,12 @@ class Run:
             raise ValueError("run.views needs z0 and z1 (and h) with the same N >= 2 rows")
         self.writer.put(("views", int(step), _copy(z0), _copy(z1), _copy(h)))
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything logged so far is on disk (a training loop need not; a test
+        or a benchmark may). False when ``timeout`` seconds passed first."""
+        self._check_open()
+        return self.writer.flush(timeout)
+
     # -- ending ---------------------------------------------------------------------------
     def finish(self, status: str = "finished", reason: str = "") -> None:
         """Write everything still queued, then mark the run ``status`` (``finished`` or

@@ -92,6 +92,13 @@ class Writer:
             self.dropped += 1
             return False
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written (steps averaged so far included);
+        False when ``timeout`` passed first."""
+        done = threading.Event()
+        self.queue.put(("flush", done))
+        return done.wait(timeout)
+
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued so far, then end the thread."""
         self.queue.put(("close",))
@@ -142,9 +149,9 @@ class Writer:
             self.views_logged = True
             self.recorder(measure.diagnostics_event(step, self.method, _np(z0), _np(z1),
                                                     None if h is None else _np(h)))
-        elif kind == "event":
+        elif kind == "flush":
             self._emit_steps()
-            self.recorder(message[1])
+            message[1].set()
 
     def _embeddings(self, step: int, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
         arrays = measure.snapshot_arrays(
