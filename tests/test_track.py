@@ -242,6 +242,7 @@ def test_the_runs_page_lists_tracked_runs(tracked, monkeypatch):
     table = at.dataframe[0].value
     assert set(table["run"]) == {*healthy, collapsed}
     assert set(table["owner"]) == {"track"} and set(table["status"]) == {"finished"}
+    assert set(table["method"]) == {"simclr"} and set(table["backbone"]) == {"custom"}
 
 
 def test_explore_draws_a_tracked_run_map_with_its_own_pictures(tracked, monkeypatch):

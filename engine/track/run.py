@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from engine.config import DataConfig, MethodConfig, RunConfig, TrainConfig
+from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig
 from engine.track.writer import Writer
 from engine.train.events import FailedEvent, FinishedEvent, StartEvent
 from engine.train.recorder import Heartbeat, Recorder, explain
@@ -47,6 +47,7 @@ def start(
     *,
     method: str = "",
     data: str = "",
+    backbone: str = "",
     class_names: list[str] | None = None,
     attribute_names: dict[str, list[str]] | None = None,
     batch_size: int | None = None,
@@ -64,6 +65,8 @@ def start(
             the collapse alarm that method's usual causes. Default: ``config["method"]`` or
             ``"custom"``.
         data: your data set's name (default ``config["data"]`` or ``"custom"``).
+        backbone: your network's name, for the runs table (default ``config["backbone"]`` or
+            ``"custom"``).
         class_names, attribute_names: words for the label codes you log (map legends).
         batch_size: images per step (for images per second); total_steps: for the progress
             bar and the time left; parameters: the model's size; device: where it trains.
@@ -73,8 +76,9 @@ def start(
     config = dict(config or {})
     method = method or str(config.get("method") or "custom")
     data = data or str(config.get("data") or "custom")
+    backbone = backbone or str(config.get("backbone") or "custom")
     cfg = RunConfig(name=name, method=MethodConfig(name=method),
-                    data=DataConfig(name=data),
+                    data=DataConfig(name=data), model=ModelConfig(backbone=backbone),
                     train=TrainConfig(max_seconds=0.0, batch_size=batch_size or None))
     store = RunStore(runs_dir)
     run_dir = RunDir(store.root / _run_id(name))
