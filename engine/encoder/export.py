@@ -16,6 +16,8 @@ feature a downstream task uses (not the projection ``z`` the loss saw).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import warnings
 from pathlib import Path
@@ -32,6 +34,8 @@ package on the path (``pip install -r requirements.txt`` in its folder, then
 ``PYTHONPATH=<that folder>``).
 Inputs: float32 (N, C, H, W) normalised as preprocessing.json says; output: h (N, D)."""
 
+import contextlib
+import io
 import json
 import warnings
 from pathlib import Path
@@ -106,8 +110,13 @@ def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> s
     except ImportError:
         return "skipped: the onnx package is not installed (pip install onnx)"
     try:
-        torch.onnx.export(model, (example,), str(path), input_names=["images"],
-                          output_names=["h"], dynamic_axes={"images": {0: "n"}, "h": {0: "n"}})
+        # the exporter prints its progress and warns about its internals: neither is ours to
+        # show (the command's output is one JSON object)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), str(path), input_names=["images"],
+                              output_names=["h"], dynamic_axes={"images": {0: "n"}, "h": {0: "n"}},
+                              external_data=False)
     except Exception as exc:  # noqa: BLE001 — an operator ONNX lacks: say so, keep the rest
         path.unlink(missing_ok=True)
         return f"skipped: this backbone does not export to ONNX ({type(exc).__name__}: {exc})"
