@@ -127,3 +127,8 @@ def test_export_writes_embeddings_with_ids_labels_and_paths(trained, tmp_path):
     # each file is where the image of that row came from, in the class its label names
     for path, label in zip(paths, labels, strict=True):
         assert Path(path).parent == folder / names[label] and Path(path).exists()
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(emb / "embeddings.parquet").to_pydict()
+    assert table["path"] == paths and table["label"] == labels.tolist()
+    assert table["class"] == [names[i] for i in labels]
+    np.testing.assert_array_equal(np.asarray(table["h"], dtype=np.float32), h)

@@ -6,6 +6,8 @@
         ids.npy        int64 (N,): each image's row in its split (the ids the maps show)
         labels.npy     int64 (N,): class codes, -1 = unlabelled
         paths.txt      one file path a line, for an image folder (when every file decoded)
+        embeddings.parquet  the same as one table (id, label, class, path, h, z), where
+                       pyarrow is installed (Streamlit brings it)
         embeddings.json  data set, split, class names, shapes, and why paths.txt is missing
 """
 
@@ -45,10 +47,13 @@ def export_embeddings(enc: TrainedEncoder, out: str | Path, data: dict[str, Any]
     paths, why = file_paths(cfg.data, split, len(part))
     if paths is not None:
         (out / "paths.txt").write_text("".join(f"{p}\n" for p in paths))
+    parquet = write_parquet(out / "embeddings.parquet", features, part.labels.numpy(),
+                            list(ds.class_names), paths)
     report = {"run": enc.run.id, "step": enc.step, "data": cfg.data.name, "split": split,
               "n": len(part), "class_names": list(ds.class_names),
               "files": [f"{k}.npy" for k in features] + ["ids.npy", "labels.npy"]
-              + (["paths.txt"] if paths is not None else []),
+              + (["paths.txt"] if paths is not None else [])
+              + (["embeddings.parquet"] if parquet else []),
               "shapes": {k: list(v.shape) for k, v in features.items()},
               "paths": "paths.txt" if paths is not None else why}
     atomic_write_json(out / "embeddings.json", report)
@@ -74,3 +79,28 @@ def file_paths(cfg: DataConfig, split: str, n: int) -> tuple[list[str] | None, s
         return None, (f"{len(files) - n} file(s) of the folder could not be read, so the "
                       "files cannot be matched to the images")
     return files, ""
+
+
+def write_parquet(path: Path, features: dict[str, Any], labels: np.ndarray,
+                  class_names: list[str], paths: list[str] | None) -> bool:
+    """One row an image: ``id``, ``label``, ``class``, ``path`` (or null), ``h`` and ``z`` as
+    lists of floats. False (nothing written) without pyarrow."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return False
+    n = len(labels)
+    columns = {
+        "id": pa.array(np.arange(n, dtype=np.int64)),
+        "label": pa.array(labels.astype(np.int64)),
+        "class": pa.array([class_names[i] if 0 <= i < len(class_names) else None
+                           for i in labels.tolist()], pa.string()),
+        "path": pa.array(paths if paths is not None else [None] * n, pa.string()),
+    }
+    for key, value in features.items():
+        matrix = value.numpy().astype(np.float32)
+        columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()),
+                                                         matrix.shape[1])
+    pq.write_table(pa.table(columns), path)
+    return True
