@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import streamlit as st
 
-from app import charts, mapview, participants, studio
+from app import charts, mapview, participants, selection_export, studio
 from app.hover import hover_thumbnails
 from app.run_info import ACTIVE, pick_run, run_status
 from app.state import registry, run_dir, select_run, selected_run
@@ -66,6 +66,7 @@ def selection_panel(snap: mapview.Snapshot, rows: list[int], colouring: str) -> 
                     per_row=6)
     if len(rows) > len(shown):
         st.caption(f"(the first {len(shown)} shown)")
+    selection_export.downloads(snap, rows)
 
 
 def map_fragment(snap: mapview.Snapshot, kind: str, colouring: str, feature: str, k: int) -> None:
