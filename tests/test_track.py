@@ -184,6 +184,8 @@ def test_bad_input_is_refused_in_the_loop_with_a_readable_message(tmp_path):
     with track.start("bad", runs_dir=tmp_path) as run:
         with pytest.raises(ValueError, match="labels has 3 rows but h has 4"):
             run.embeddings(0, h=torch.zeros(4, 2), labels=[0, 1, 2])
+        with pytest.raises(ValueError, match="images are uint8"):
+            run.embeddings(0, h=torch.zeros(4, 2), images=torch.zeros(4, 3, 8, 8))
         with pytest.raises(ValueError, match="one element"):
             run.log(0, loss=torch.zeros(3))
         with pytest.raises(TypeError, match="loss"):

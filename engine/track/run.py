@@ -166,6 +166,9 @@ class Run:
                         *((f"attribute {k!r}", v) for k, v in (attributes or {}).items())):
             if x is not None and _rows(x, name) != n:
                 raise ValueError(f"{name} has {_rows(x, name)} rows but h has {n}")
+        if images is not None and str(getattr(images, "dtype", "")).split(".")[-1] != "uint8":
+            raise ValueError(f"images are uint8 thumbnails (N, C, H, W) or (N, H, W, C), got "
+                             f"{getattr(images, 'dtype', type(images).__name__)}")
         tensors = {"h": _copy(h), "z": _copy(z), "labels": _copy(labels),
                    "images": _copy(images), "ids": _copy(ids),
                    "attributes": {k: _copy(v) for k, v in (attributes or {}).items()} or None}
