@@ -282,3 +282,14 @@ def test_track_imports_without_streamlit():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
+
+
+def test_every_page_renders_beside_tracked_runs(tracked, monkeypatch):
+    root, (run_id, _), _ = tracked
+    at = app(root, monkeypatch, {"run": run_id}).run()
+    no_exception(at)
+    pages = sorted(p.name for p in (ROOT / "app" / "pages").glob("*.py"))
+    assert {"compare.py", "explore.py", "runs.py", "train.py"} <= set(pages)
+    for page in pages:
+        at.switch_page(f"app/pages/{page}").run()
+        no_exception(at)
