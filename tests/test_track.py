@@ -293,3 +293,24 @@ def test_every_page_renders_beside_tracked_runs(tracked, monkeypatch):
     for page in pages:
         at.switch_page(f"app/pages/{page}").run()
         no_exception(at)
+
+
+def test_a_tracked_run_shows_live_while_it_trains(tmp_path, monkeypatch):
+    run = track.start("live", runs_dir=tmp_path, total_steps=100, class_names=CLASSES)
+    try:
+        for step in range(1, 31):
+            run.log(step, loss=1.0 / step, lr=0.1)
+        run.views(30, torch.randn(16, 8), torch.randn(16, 8))
+        assert run.flush(30)
+        at = app(tmp_path, monkeypatch, {"run": run.id}).run()
+        no_exception(at)
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["Step"] == "30" and metrics["Learning rate"] == "1.00e-01"
+        assert "Time left" in metrics and at.get("progress")[0].value == 30
+        assert "Collapse diagnostics" in texts(at)
+        assert not at.success  # no "Finished" while it trains
+    finally:
+        run.finish()
+    at.run()
+    no_exception(at)
+    assert any("Finished" in s.value for s in at.success)
