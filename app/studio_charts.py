@@ -41,11 +41,11 @@ def profile_bars(profiles: dict[str, dict[str, Any]], metric: str, level: str,
                           line_color=PALETTE[i % len(PALETTE)],
                           annotation_text=f"clean kNN {profile['clean_knn']:.2f}")
     fig.update_layout(barmode="group", height=height, font=FONT,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      margin={"l": 10, "r": 10, "t": 90, "b": 10},
                       title={"text": f"{METRICS[metric]} · {level} strength · ● = trained with",
-                             "font": {"size": 16}},
-                      yaxis_range=[min(0.0, _low(fig)), 1.05],
-                      legend={"orientation": "h", "y": 1.12, "x": 0})
+                             "font": {"size": 16}, "y": 0.98, "yanchor": "top"},
+                      yaxis_range=[min(0.0, _low(fig)), 1.12],
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
     return fig
 
 
