@@ -39,9 +39,15 @@ def _encoder(run_id: str, mtime: int) -> RunEncoder:
 
 
 def encoder(run_id: str) -> RunEncoder | None:
-    """The run's encoder at its last checkpoint (cached per checkpoint file), or None."""
+    """The run's encoder at its last checkpoint (cached per checkpoint file), or None (no
+    checkpoint, or its data set is not on this machine: an imported run)."""
     path = registry().run(run_id).checkpoint_path()
-    return None if path is None else _encoder(run_id, path.stat().st_mtime_ns)
+    if path is None:
+        return None
+    try:
+        return _encoder(run_id, path.stat().st_mtime_ns)
+    except (ValueError, OSError):  # DataError is a ValueError
+        return None
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -159,7 +165,8 @@ def view_cloud_section(snap: mapview.Snapshot) -> None:
         return
     enc = encoder(snap.run_id)
     if enc is None:
-        st.info("This run has no checkpoint yet (written at the end and every 2 minutes).")
+        st.info("This run has no checkpoint yet (written at the end and every 2 minutes), "
+                "or its data set is not on this machine (an imported run).")
         return
     row, views, n, kind = _cloud_controls(snap, enc)
     if st.button("Draw the view cloud", key="studio_cloud_go", icon=":material/scatter_plot:"):
