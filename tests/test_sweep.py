@@ -109,3 +109,22 @@ def test_feed_submits_every_cell_in_the_background(tmp_path) -> None:  # noqa: A
     assert [r["status"] for r in sweep.table(store)] == ["finished"] * 3
     assert len(factory.made) == 3
     reg.stop_all()
+
+
+def test_command_line_sweep_runs_every_cell_and_prints_the_grid(tmp_path, capsys) -> None:  # noqa: ANN001
+    from engine.cli import main
+
+    sets = [f"{k}={v}" for k, v in {**TINIER, "data.name": "shapes", "train.device": "cpu",
+                                    "eval.diagnostics_every_steps": 0}.items()]
+    argv = ["sweep", "--mode", "pairs", "--ops", "random_resized_crop", "color_jitter",
+            "--budget", "1", "--runs-dir", str(tmp_path), "--quiet"]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 runs, 1 s each, seed 0" in out
+    grid = out.strip().splitlines()[-2:]
+    assert grid[0].startswith("random_resized_crop") and grid[1].startswith("color_jitter")
+    (sweep_id,) = Sweep.list(tmp_path)
+    cells = Sweep.load(tmp_path, sweep_id).cells
+    assert all(RunStore(tmp_path).get(c.run_id).status() == "finished" for c in cells)
