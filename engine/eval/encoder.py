@@ -74,9 +74,13 @@ class RunEncoder:
         return cls(cfg, ds, method, resolve_views(cfg.augment), mean, std, step, dev)
 
     @classmethod
-    def from_run(cls, run: Any, dataset: Dataset | None = None, device: str = "cpu") -> RunEncoder:
-        """The encoder of a run directory (``RunDir``) at its last checkpoint. Raises
-        ValueError when the run has no checkpoint yet."""
+    def from_run(cls, run: Any, dataset: Dataset | None = None,
+                 device: str | None = None) -> RunEncoder:
+        """The encoder of a run directory (``RunDir``) at its last checkpoint, on ``device``
+        (default: CUDA when there is one, else the CPU). Raises ValueError when the run has no
+        checkpoint yet."""
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         from engine.train import checkpoint
 
         path = run.checkpoint_path()

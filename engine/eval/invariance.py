@@ -65,7 +65,7 @@ def invariance(
     against the bank or None without labels). images: uint8 (N, C, H, W); ops: one view's op
     list; clean_h: (N, D), the images' own ``h``."""
     aug = encoder.augmenter([validate_view(list(ops))])
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device=encoder.device).manual_seed(seed)  # views made on the device
     h = encoder.embed_normalised(lambda x: aug.view(x, 0, g), images)
     knn = None
     if labels is not None and bank_h is not None and bank_labels is not None:
