@@ -21,6 +21,7 @@ from engine.eval.profile_jobs import ProfileJobs
 from engine.eval.view_cloud import ViewCloud, view_cloud
 
 NONE = "(none)"
+IMPORTED = "the imported preset"
 LEVELS = ("run", "weaker", "stronger")
 
 
@@ -124,15 +125,19 @@ def _cloud_controls(snap: mapview.Snapshot, enc: RunEncoder) -> tuple[int, list,
     default = st.session_state.get("explore_query") or 0
     row = int(cols[0].number_input("Image (map row)", 0, snap.n - 1, int(min(default, snap.n - 1)),
                                    key="studio_row"))
-    source = cols[1].selectbox("Views from", ["the run's pipeline", *sorted(OPS)],
-                               key="studio_source",
-                               help="The run's own views, or one op alone (p = 1) at the run's "
-                               "strength (the op's default when the run does not use it).")
+    imported = st.session_state.get(studio_sweep.IMPORTED)
+    choices = ["the run's pipeline", *([IMPORTED] if imported else []), *sorted(OPS)]
+    source = cols[1].selectbox("Views from", choices, key="studio_source",
+                               help="The run's own views, a preset brought back in on the "
+                               "Export tab, or one op alone (p = 1) at the run's strength (the "
+                               "op's default when the run does not use it).")
     n = int(cols[2].slider("Views", 4, 64, 24, key="studio_n"))
     kind = cols[3].radio("Map", list(mapview.MAP_KINDS), key="studio_kind",
                          format_func=mapview.MAP_KINDS.get)
     if source == "the run's pipeline":
         views = enc.views
+    elif source == IMPORTED:
+        views = imported["views"]
     else:
         used = run_strength(enc.views, source)
         views = [[{**(used or {"op": source}), "p": 1.0}]]
@@ -188,12 +193,14 @@ def section(snap: mapview.Snapshot) -> None:
     """The studio for the run and snapshot shown on the Explore page."""
     st.divider()
     st.header("Augmentation studio")
-    tabs = st.tabs(["Invariance profile", "View cloud", "Ablation sweep", "Export"])
-    with tabs[0]:
-        profile_section(snap.run_id)
-    with tabs[1]:
-        view_cloud_section(snap)
-    with tabs[2]:
-        studio_sweep.sweep_section(snap.run_id)
-    with tabs[3]:
-        studio_sweep.export_section(snap.run_id)
+    # A keyed tab set keeps its tab through reruns (an upload, a finished profile), and only
+    # the open tab is drawn (its work done), not all four at every rerun.
+    parts = {"Invariance profile": lambda: profile_section(snap.run_id),
+             "View cloud": lambda: view_cloud_section(snap),
+             "Ablation sweep": lambda: studio_sweep.sweep_section(snap.run_id),
+             "Export": lambda: studio_sweep.export_section(snap.run_id)}
+    tabs = st.tabs(list(parts), key="studio_tab", on_change="rerun")
+    for tab, draw in zip(tabs, parts.values(), strict=True):
+        if tab.open:
+            with tab:
+                draw()

@@ -16,6 +16,7 @@ from engine.augment.export import kornia_code, preset_json, read_preset_json, to
 from engine.eval.encoder import channel_stats
 from engine.train.sweep import CPU_BUDGET_SECONDS, MODES, Sweep, feed, plan, sweep_ops
 
+IMPORTED = "studio_imported"  # the preset brought back in: {"title", ..., "views"}
 MODE_NAMES = {"leave_one_out": "leave one op out", "pairs": "pairs of ops (SimCLR fig. 5)"}
 
 
@@ -114,6 +115,7 @@ def sweep_section(run_id: str) -> None:
 def _imported() -> dict[str, Any] | None:
     upload = st.file_uploader("Bring a preset JSON back in", type=["json"], key="studio_import")
     if upload is None:
+        st.session_state.pop(IMPORTED, None)
         return None
     try:
         info = read_preset_json(upload.getvalue())
@@ -121,7 +123,9 @@ def _imported() -> dict[str, Any] | None:
         st.error(f"{upload.name}: {exc}")
         return None
     st.success(f"{upload.name}: {info['title'] or 'a preset'} with {len(info['views'])} "
-               "view(s), every op checked. The exports below are of it.")
+               "view(s), every op checked. The exports below are of it, and the view cloud "
+               "can draw its views.")
+    st.session_state[IMPORTED] = info
     return info
 
 

@@ -28,7 +28,8 @@ def trained(tmp_path_factory):  # noqa: ANN201
     return root, run
 
 
-def explore(monkeypatch, root, run_id: str):  # noqa: ANN001, ANN201
+def explore(monkeypatch, root, run_id: str, tab: str = "Invariance profile"):  # noqa: ANN001, ANN201
+    """The Explore page on ``run_id`` with the studio's ``tab`` open (only it is drawn)."""
     monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
     monkeypatch.setenv("SSL_STUDIO_PROFILE_QUERIES", "64")
     at = st_testing.AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -38,6 +39,10 @@ def explore(monkeypatch, root, run_id: str):  # noqa: ANN001, ANN201
     at.switch_page("app/pages/explore.py").run()
     no_exception(at)
     at.radio(key="explore_kind").set_value("pca").run()
+    if tab != "Invariance profile":
+        at.session_state["studio_tab"] = tab
+        at.run()
+        no_exception(at)
     return at
 
 
@@ -60,7 +65,8 @@ def test_profile_is_computed_on_request_and_charted(trained, monkeypatch) -> Non
 
 def test_view_cloud_is_drawn_on_the_map(trained, monkeypatch) -> None:  # noqa: ANN001
     root, run = trained
-    at = explore(monkeypatch, root, run.id)
+    at = explore(monkeypatch, root, run.id, "View cloud")
+    assert not [b for b in at.button if b.key == "studio_profile_a"]  # only the open tab
     at.number_input(key="studio_row").set_value(3).run()
     at.selectbox(key="studio_source").set_value("rotation").run()
     at.button(key="studio_cloud_go").click().run()
@@ -76,13 +82,15 @@ def test_sweep_table_links_its_runs_and_export_shows_code(trained, monkeypatch) 
     sweep = Sweep.new(base, "leave_one_out", budget_seconds=5)
     sweep.cells[0].run_id = run.id  # one cell done, the rest still to come
     sweep.save(root)
-    at = explore(monkeypatch, root, run.id)
-    no_exception(at)
+    at = explore(monkeypatch, root, run.id, "Ablation sweep")
     assert "runs of 90 s each" in texts(at)
     assert "1 of 5 runs finished" in texts(at)
     frame = at.dataframe[0].value
     assert frame["run"].iloc[0].startswith(f"explore?run={run.id}")
     assert frame["status"].tolist()[:2] == ["finished", "pending"]
+    at.session_state["studio_tab"] = "Export"
+    at.run()
+    no_exception(at)
     code = "\n".join(c.value for c in at.code)
     assert '"views"' in code
     at.radio(key="studio_export_show").set_value("torchvision").run()

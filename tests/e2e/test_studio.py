@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from engine.augment.export import preset_json
 from engine.config import RunConfig
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
@@ -66,3 +67,26 @@ def test_profile_chart_and_view_cloud(server, visit) -> None:  # noqa: ANN001
     views = cloud.evaluate("g => g._fullData.find(t => t.name === 'views').x.length")
     assert views == 24
     assert float(ui.metric(page, "Mean cosine, view to source")) <= 1.0
+
+
+def test_a_preset_json_comes_back_in_and_draws_its_views(server, visit, tmp_path) -> None:  # noqa: ANN001
+    url, run_id = server
+    preset = tmp_path / "mine.json"
+    preset.write_text(preset_json([[{"op": "perspective", "p": 1.0, "distortion": 0.5}]],
+                                  "perspective only"))
+    page = visit(url, "e2e")
+    page.goto(f"{url}/explore?who=e2e&run={run_id}")
+    page.get_by_role("tab", name="Export").click()
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(preset))
+    page.get_by_text("perspective only with 1 view(s), every op checked").wait_for()
+    page.get_by_role("tab", name="View cloud").click()
+    ui.wait_until(lambda: _choose(page, "Views from", "the imported preset"), 60,
+                  "the imported preset")
+    page.get_by_role("button", name=re.compile("Draw the view cloud")).click()
+    _chart_with(page, "source image")
+
+
+def _choose(page, box: str, option: str) -> bool:  # noqa: ANN001
+    page.get_by_role("combobox", name=box).click()
+    page.get_by_role("option").filter(has_text=option).first.click(timeout=5_000)
+    return True
