@@ -14,6 +14,18 @@ A view is a list of op dicts, applied in order::
 Every op has a probability ``p``, drawn per sample. Pixel values are on the ``[0, 1]`` scale
 (``1`` = 255) wherever an op takes a value or a threshold; sizes are fractions of the image side
 so that one preset serves 32 px and 96 px images alike.
+
+What the papers' lists need, and where it is:
+
+- SimCLR (https://arxiv.org/abs/2002.05709, appendix A): random_resized_crop, horizontal_flip,
+  color_jitter, grayscale, gaussian_blur.
+- BYOL (https://arxiv.org/abs/2006.07733, table 6): the same plus solarize; its asymmetric blur
+  and solarize probabilities are per-view op lists (the ``byol`` preset).
+- FixMatch's RandAugment (https://arxiv.org/abs/2001.07685, table 12): inside ``randaugment``,
+  and each also alone: autocontrast, equalize, posterize, solarize, sharpness, rotation, shear,
+  random_translate, cutout, and color_jitter for brightness, colour (saturation) and contrast.
+- Beyond them: vertical_flip, perspective, gaussian_noise, random_erasing. Not here: elastic
+  warps, and mixup/cutmix (they mix two images, so they are not views of one).
 """
 
 from __future__ import annotations
