@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app import images, mapview, studio_charts, studio_sweep
+from app import charts, images, mapview, studio_charts, studio_sweep
 from app.run_info import label
 from app.state import dataset, registry, run_dir
 from engine.augment import OPS
@@ -120,9 +120,31 @@ def profile_section(run_id: str) -> None:
 
 
 # -- the view cloud ------------------------------------------------------------------------------
+def clicked_row(snap: mapview.Snapshot) -> int | None:
+    """The image clicked (or first lassoed) on this snapshot's Explore map, else the Explore
+    page's random pick, else None."""
+    prefix = f"explore_map_{snap.run_id}_{snap.step}_"
+    for key in [k for k in st.session_state if str(k).startswith(prefix)]:
+        rows = charts.selected_rows(st.session_state[key])
+        if rows and rows[0] < snap.n:
+            return rows[0]
+    query = st.session_state.get("explore_query")
+    return query if isinstance(query, int) and query < snap.n else None
+
+
+def _use_row(row: int) -> None:
+    st.session_state["studio_row"] = row
+
+
 def _cloud_controls(snap: mapview.Snapshot, enc: RunEncoder) -> tuple[int, list, int, str]:
+    picked = clicked_row(snap)
+    shown = st.session_state.get("studio_row")
+    if picked is not None and shown is not None and picked != shown:
+        st.button(f"Use the image picked on the map (row {picked}, "
+                  f"{snap.describe_row(picked)})", key="studio_use_pick",
+                  on_click=_use_row, args=(picked,), icon=":material/ads_click:")
     cols = st.columns([1, 2, 2, 1])
-    default = st.session_state.get("explore_query") or 0
+    default = picked or 0
     row = int(cols[0].number_input("Image (map row)", 0, snap.n - 1, int(min(default, snap.n - 1)),
                                    key="studio_row"))
     imported = st.session_state.get(studio_sweep.IMPORTED)

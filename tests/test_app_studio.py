@@ -65,8 +65,18 @@ def test_profile_is_computed_on_request_and_charted(trained, monkeypatch) -> Non
 
 def test_view_cloud_is_drawn_on_the_map(trained, monkeypatch) -> None:  # noqa: ANN001
     root, run = trained
-    at = explore(monkeypatch, root, run.id, "View cloud")
+    at = explore(monkeypatch, root, run.id)
+    at.button(key="explore_random").click().run()  # an image picked on the Explore page
+    at.session_state["studio_tab"] = "View cloud"
+    at.run()
+    no_exception(at)
     assert not [b for b in at.button if b.key == "studio_profile_a"]  # only the open tab
+    picked = at.session_state["explore_query"]
+    assert at.number_input(key="studio_row").value == picked  # the studio starts on it
+    other = (picked + 1) % 128
+    at.number_input(key="studio_row").set_value(other).run()
+    at.button(key="studio_use_pick").click().run()  # and goes back to it on request
+    assert at.number_input(key="studio_row").value == picked
     at.number_input(key="studio_row").set_value(3).run()
     at.selectbox(key="studio_source").set_value("rotation").run()
     at.button(key="studio_cloud_go").click().run()
