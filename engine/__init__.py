@@ -12,8 +12,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # A server that trains run after run must give freed memory back (engine/memory.py).
-from engine.memory import limit_heap_growth  # noqa: E402
+from engine.memory import limit_heaps  # noqa: E402
 
-limit_heap_growth()
+limit_heaps()
 
 __version__ = "0.1.0"

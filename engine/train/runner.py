@@ -28,6 +28,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.data import Dataset
+from engine.memory import give_back
 from engine.train.events import EventLog, StatusEvent
 from engine.train.recorder import (
     RESUMABLE,
@@ -97,6 +98,7 @@ class Runner:
                                       resume=self._resume_run, emit_every=self._emit_every)
         finally:
             self._dataset = None
+            give_back()  # what the run's steps freed, once its trainer is gone
             if self._on_exit is not None:
                 try:
                     self._on_exit(self)
