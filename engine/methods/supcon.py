@@ -38,6 +38,10 @@ class SupCon(Method):
     # the class), so SimCLR's colour jitter only slows SupCon down: on shapes, 60 s of SupCon
     # reach shape kNN 0.63 with the simclr preset against 0.9+ with crop_flip (BENCHMARKS.md).
     default_preset = "crop_flip"
+    # Two views, a projector and a loss over the batch's class pairs take twice the time of a
+    # cross-entropy step: a larger learning rate makes up for half the steps (60 s on shapes,
+    # 2-core CPU: shape kNN 0.85 at lr 2e-3 against 0.93 at 8e-3; BENCHMARKS.md)
+    train_defaults = {"lr": 8e-3}
     #: the usual causes of a collapse of this method, by kind (complete | dimensional)
     collapse_causes = {
         "complete": [
