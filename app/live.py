@@ -108,13 +108,22 @@ def _status_line(f: Feed, run_id: str, status: str, summary: dict[str, Any]) -> 
     elif status == "paused":
         st.info("Paused. Press Resume to go on.")
     if start is not None:
-        ds = start.get("dataset", {})
-        st.caption(
-            f"{ds.get('name', '?')}: {ds.get('train', '?')} train / {ds.get('test', '?')} test "
-            f"images at {ds.get('image_size', '?')} px · device {start.get('device', '?')} · "
-            f"batch {start.get('batch_size', '?')} · {start.get('parameters', 0) / 1e6:.2f} M "
-            "parameters"
-        )
+        st.caption(" · ".join(_setup_words(start)))
+
+
+def _setup_words(start: dict[str, Any]) -> list[str]:
+    """What the run's start event says of its data and network; what it leaves out (a run
+    tracked from someone's own loop) is left out here too."""
+    ds = start.get("dataset") or {}
+    words = [f"{ds['name']}: {ds['train']} train / {ds['test']} test images at "
+             f"{ds['image_size']} px"] if {"name", "train", "test", "image_size"} <= set(ds) else []
+    if start.get("device"):
+        words.append(f"device {start['device']}")
+    if start.get("batch_size"):
+        words.append(f"batch {start['batch_size']}")
+    if start.get("parameters"):
+        words.append(f"{start['parameters'] / 1e6:.2f} M parameters")
+    return words
 
 
 def _time_left(step: dict[str, Any], cfg: Any) -> str:

@@ -13,7 +13,7 @@ from app import participants, studio_charts
 from app.state import dataset, registry
 from engine.augment import resolve_views
 from engine.augment.export import kornia_code, preset_json, read_preset_json, torchvision_code
-from engine.eval.encoder import channel_stats
+from engine.train.loop import channel_stats
 from engine.train.sweep import CPU_BUDGET_SECONDS, MODES, Sweep, feed, plan, sweep_ops
 
 IMPORTED = "studio_imported"  # the preset brought back in: {"title", ..., "views"}

@@ -18,7 +18,7 @@ import pytest
 from engine.data import load_dataset
 from engine.share.archive import export_run, import_run
 from engine.train.store import RunStore
-from tests.fixtures.app import APP, TIMEOUT, no_exception, texts
+from tests.fixtures.app import TIMEOUT, no_exception, open_app, texts
 from tests.fixtures.trained_run import train_on_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,18 +79,9 @@ def test_an_imported_encoder_exports_without_its_data_set(shared, tmp_path):
 st_testing = pytest.importorskip("streamlit.testing.v1")
 
 
-def app(root: Path, monkeypatch, query: dict):
-    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
-    monkeypatch.setenv("SSL_STUDIO_UMAP_WARMUP", "0")
-    at = st_testing.AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in {"who": "tester", **query}.items():
-        at.query_params[k] = v
-    return at
-
-
 def test_explore_draws_an_imported_run_with_its_pictures(shared, monkeypatch):
     _, fresh, ids, _ = shared
-    at = app(fresh.root, monkeypatch, {"run": ids[0]}).run()
+    at = open_app(monkeypatch, fresh.root, {"run": ids[0]}).run()
     at.switch_page("app/pages/explore.py").run()
     at.radio(key="explore_kind").set_value("pca").run()
     at.button(key="explore_random").click().run()
@@ -102,7 +93,7 @@ def test_explore_draws_an_imported_run_with_its_pictures(shared, monkeypatch):
 
 def test_compare_shows_the_same_knn_figures_after_import(shared, monkeypatch):
     originals, fresh, ids, _ = shared
-    at = app(fresh.root, monkeypatch, {"a": ids[0], "b": ids[1]}).run()
+    at = open_app(monkeypatch, fresh.root, {"a": ids[0], "b": ids[1]}).run()
     at.switch_page("app/pages/compare.py").run()
     at.radio(key="compare_kind").set_value("pca").run()
     no_exception(at)

@@ -19,7 +19,7 @@ from torch import nn
 
 from engine import track
 from engine.train.store import RunDir, RunStore
-from tests.fixtures.app import APP, TIMEOUT, no_exception, texts
+from tests.fixtures.app import no_exception, open_app, texts
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["red", "green", "blue"]
@@ -210,35 +210,25 @@ def test_the_loop_never_waits_for_a_full_queue(tmp_path, monkeypatch):
 
 
 # -- the app ----------------------------------------------------------------------------------
-st_testing = pytest.importorskip("streamlit.testing.v1")
-
-
-def app(root: Path, monkeypatch, query: dict):
-    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
-    monkeypatch.setenv("SSL_STUDIO_UMAP_WARMUP", "0")
-    at = st_testing.AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in {"who": "tester", **query}.items():
-        at.query_params[k] = v
-    return at
 
 
 def test_the_train_page_shows_a_tracked_run_live_panel(tracked, monkeypatch):
     root, (run_id, _), collapsed = tracked
-    at = app(root, monkeypatch, {"run": run_id}).run()
+    at = open_app(monkeypatch, root, {"run": run_id}).run()
     no_exception(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Step"] == "49" and metrics["kNN top-1"] not in ("–", None)
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("Training loss" in t for t in titles) and any("pos cos" in t for t in titles)
     assert "Collapse diagnostics" in texts(at)
-    at = app(root, monkeypatch, {"run": collapsed}).run()
+    at = open_app(monkeypatch, root, {"run": collapsed}).run()
     no_exception(at)
     assert any("Complete collapse" in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_the_runs_page_lists_tracked_runs(tracked, monkeypatch):
     root, healthy, collapsed = tracked
-    at = app(root, monkeypatch, {}).run()
+    at = open_app(monkeypatch, root, {}).run()
     at.switch_page("app/pages/runs.py").run()
     no_exception(at)
     table = at.dataframe[0].value
@@ -249,7 +239,7 @@ def test_the_runs_page_lists_tracked_runs(tracked, monkeypatch):
 
 def test_explore_draws_a_tracked_run_map_with_its_own_pictures(tracked, monkeypatch):
     root, (run_id, _), _ = tracked
-    at = app(root, monkeypatch, {"run": run_id}).run()
+    at = open_app(monkeypatch, root, {"run": run_id}).run()
     at.switch_page("app/pages/explore.py").run()
     no_exception(at)
     at.radio(key="explore_kind").set_value("pca").run()
@@ -264,7 +254,7 @@ def test_explore_draws_a_tracked_run_map_with_its_own_pictures(tracked, monkeypa
 
 def test_compare_puts_two_tracked_runs_side_by_side(tracked, monkeypatch):
     root, (a, b), _ = tracked
-    at = app(root, monkeypatch, {"a": a, "b": b}).run()
+    at = open_app(monkeypatch, root, {"a": a, "b": b}).run()
     at.switch_page("app/pages/compare.py").run()
     no_exception(at)
     at.radio(key="compare_kind").set_value("pca").run()
@@ -286,7 +276,7 @@ def test_track_imports_without_streamlit():
 
 def test_every_page_renders_beside_tracked_runs(tracked, monkeypatch):
     root, (run_id, _), _ = tracked
-    at = app(root, monkeypatch, {"run": run_id}).run()
+    at = open_app(monkeypatch, root, {"run": run_id}).run()
     no_exception(at)
     pages = sorted(p.name for p in (ROOT / "app" / "pages").glob("*.py"))
     assert {"compare.py", "explore.py", "runs.py", "train.py"} <= set(pages)
@@ -302,7 +292,7 @@ def test_a_tracked_run_shows_live_while_it_trains(tmp_path, monkeypatch):
             run.log(step, loss=1.0 / step, lr=0.1)
         run.views(30, torch.randn(16, 8), torch.randn(16, 8))
         assert run.flush(30)
-        at = app(tmp_path, monkeypatch, {"run": run.id}).run()
+        at = open_app(monkeypatch, tmp_path, {"run": run.id}).run()
         no_exception(at)
         metrics = {m.label: m.value for m in at.metric}
         assert metrics["Step"] == "30" and metrics["Learning rate"] == "1.00e-01"

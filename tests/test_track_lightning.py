@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.app import APP, TIMEOUT, no_exception, texts
+from tests.fixtures.app import no_exception, open_app, texts
 
 pytest.importorskip("lightning", reason="examples/requirements.txt is not installed (lightning)")
 pytest.importorskip("lightly", reason="examples/requirements.txt is not installed (lightly)")
@@ -36,12 +36,7 @@ def test_lightly_byol_with_the_callback_appears_in_the_app(tmp_path, monkeypatch
     assert run.snapshots() == [0, 10] and run.summary()["knn_top1"] > 0
     assert run.load_snapshot()["images"].shape == (512, 3, 32, 32)
 
-    st_testing = pytest.importorskip("streamlit.testing.v1")
-    monkeypatch.setenv("SSL_STUDIO_RUNS", str(tmp_path))
-    monkeypatch.setenv("SSL_STUDIO_UMAP_WARMUP", "0")
-    at = st_testing.AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["who"], at.query_params["run"] = "tester", run_id
-    at.run()
+    at = open_app(monkeypatch, tmp_path, {"run": run_id}).run()
     no_exception(at)
     assert "Collapse diagnostics" in texts(at)
     at.switch_page("app/pages/explore.py").run()

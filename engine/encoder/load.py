@@ -111,14 +111,14 @@ def preprocessing(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
         except (OSError, ValueError) as exc:
             raise ValueError(f"run {run.id}: {PREPROCESSING} cannot be read ({exc})") from None
     from engine.data import load_dataset
-    from engine.train.loop import _channel_stats
+    from engine.train.loop import channel_stats
 
     try:
         ds = load_dataset(cfg.data)
     except Exception as exc:  # noqa: BLE001 — the reason, with what would help
         raise ValueError(f"run {run.id}: its data set {cfg.data.name!r} cannot be loaded to "
                          f"measure the normalisation it trained with ({exc})") from None
-    mean, std = _channel_stats(ds.train.images)
+    mean, std = channel_stats(ds.train.images)
     return {"image_size": ds.image_size, "channels": ds.channels, "mean": mean, "std": std,
             "num_classes": ds.num_classes, "backbone": cfg.model.backbone,
             "width": cfg.model.width}

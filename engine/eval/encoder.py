@@ -19,14 +19,7 @@ from engine.augment import Augmenter, resolve_views
 from engine.config import RunConfig
 from engine.data import Dataset, load_dataset
 from engine.eval.embed import embed_images
-
-
-def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W) in [0, 1] units, from the first
-    4096: what the trainer normalises with (``engine.train.loop``)."""
-    sample = images[: min(len(images), 4096)].float() / 255.0
-    return (sample.mean(dim=(0, 2, 3)).tolist(),
-            sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+from engine.train.loop import channel_stats
 
 
 @dataclass

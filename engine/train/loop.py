@@ -55,7 +55,7 @@ class TrainingError(RuntimeError):
     """A run cannot go on; the message says why and what to try."""
 
 
-def _channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units, on a sample."""
     sample = images[: min(len(images), 4096)].float() / 255.0
     mean = sample.mean(dim=(0, 2, 3))
@@ -124,7 +124,7 @@ class Trainer:
             # (a small-CNN step 1.3x faster on 2 cores, BENCHMARKS.md)
             self.method = self.method.to(memory_format=torch.channels_last)
 
-        mean, std = _channel_stats(ds.train.images)
+        mean, std = channel_stats(ds.train.images)
         self.augment = Augmenter(resolve_views(cfg.augment), mean, std)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
 
