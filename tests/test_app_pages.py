@@ -145,8 +145,8 @@ def test_a_method_brings_its_own_train_defaults(runs_dir):
     assert at.sidebar.number_input(key="train_warmup_epochs_0.5").value == 0.5
     at.sidebar.selectbox(key="method_name").set_value("byol").run()
     no_exception(at)
-    assert at.sidebar.select_slider(key="train_batch_size_64").value == 64
-    assert any("batch size 64" in c.value for c in at.sidebar.caption)
+    assert at.sidebar.select_slider(key="train_batch_size_32").value == 32
+    assert any("batch size 32" in c.value for c in at.sidebar.caption)
     at.sidebar.selectbox(key="method_name").set_value("mim").run()
     assert at.sidebar.number_input(key="train_warmup_epochs_1.0").value == 1.0
     assert at.sidebar.select_slider(key="train_batch_size_128").value == 128

@@ -58,7 +58,7 @@ COMMON = {
 SSL_RUNS: dict[str, dict] = {
     "simclr": {},
     "moco": {},
-    "byol": {},  # batch 64, its own train default
+    "byol": {},  # batch 32, lr 4e-3: its own train defaults
     "simsiam": {},
     "barlow_twins": {},
     "vicreg": {},

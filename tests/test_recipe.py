@@ -41,11 +41,11 @@ def test_a_method_fills_what_the_config_leaves_to_it(name):
 
 def test_an_explicit_value_wins_and_another_method_brings_its_own():
     byol = RunConfig().with_overrides({"method.name": "byol"})
-    assert (byol.train.batch_size, byol.augment.preset) == (64, "colour_invariant")
-    mine = byol.with_overrides({"train.batch_size": 32, "augment.preset": "simclr"})
-    assert (mine.train.batch_size, mine.augment.preset) == (32, "simclr")
+    assert (byol.train.batch_size, byol.augment.preset) == (32, "colour_invariant")
+    mine = byol.with_overrides({"train.batch_size": 48, "augment.preset": "simclr"})
+    assert (mine.train.batch_size, mine.augment.preset) == (48, "simclr")
     mim = mine.with_overrides({"method.name": "mim"})
-    assert mim.train.batch_size == 32 and mim.augment.preset == "simclr"  # explicit: kept
+    assert mim.train.batch_size == 48 and mim.augment.preset == "simclr"  # explicit: kept
     assert mim.train.warmup_epochs == 1.0  # left to the method: MIM's
     back = byol.with_overrides({"method.name": "simclr"})
     assert back.train.batch_size == TRAIN_RECIPE["batch_size"] and back.augment.preset == "simclr"
