@@ -19,10 +19,15 @@ object:
   whose summary says queued, loading, running or paused but whose heartbeat is stale (its
   owner is gone); ``runs_after_sigterm``: statuses once the server was sent SIGTERM, and
   ``not_ended``: runs not finished, stopped, failed or interrupted then (should be empty);
-- ``rss_mb`` at start (pages open, nothing trained), every 30 s (``rss_mb_series``), once
-  warm (2 minutes in: the data set, torch, models, evaluations and snapshots have all been
-  made several times) and at the end (every run ended); ``rss_growth_since_warm``;
-  ``threads`` at start and at the end.
+- ``rss_mb_start``: the server's memory once warm and idle (after a first round in which
+  every participant trained and stopped one run, so the data set, torch, models, evaluations
+  and snapshots have all been made, and every run ended); ``rss_mb_end``: idle again after the
+  loop (every run ended); ``rss_growth``; ``rss_mb_series`` every 30 s in between (runs live);
+  ``threads`` at the start and at the end;
+- ``health_s``: the server's answer time to its health check, polled every second by a
+  thread of its own (median and max): a stalled server shows here, whatever the browsers do;
+  ``driver_pause_s``: the longest time this script's loop was away from the participants (a
+  slow browser call), so a stall of the browsers is told apart from one of the server.
 
 Run it alone on the machine (it uses the CPU fully)::
 
@@ -39,7 +44,9 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,11 +58,11 @@ from tests.e2e.app_server import AppServer  # noqa: E402
 
 LIVE = ("queued", "loading", "running", "paused")
 ANSWER_S = 60  # a press must show its answer on the page within this long
+#: a click waits at most this long for its button (a page mid-redraw); it is tried again on the
+#: participant's next turn, so one busy page never holds up the others
+CLICK_MS = 2_000
 SETTLE_S = 120  # at the end: how long runs may take to end after their Stop
 RSS_EVERY_S = 30  # the server's memory is sampled this often
-#: memory is compared with its value this long after the start: by then every kind of work a
-#: run does (data, model, evaluation, snapshot) has happened several times
-WARM_S = 120
 STALE_S = 30  # a live status whose heartbeat is older than this has no owner (RunDir.status)
 
 
@@ -99,8 +106,8 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
         report["exceptions"].append({"who": p.name, "error": page.get_by_test_id(
             "stException").first.inner_text()[:300]})
     if p.state == "idle":
-        ui.train_button(page).click(timeout=ANSWER_S * 1000)
-        p.state, p.since = "starting", now
+        if click(ui.train_button(page)):
+            p.state, p.since = "starting", now
     elif p.state == "starting":
         run_id = ui.url_param(page, "run")
         if run_id and run_id not in p.started:
@@ -116,8 +123,8 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
     elif p.state == "started":
         stop = ui.main_button(page, "Stop|Cancel")
         if stop.count():
-            stop.first.click(timeout=ANSWER_S * 1000)
-            p.state, p.since = "stopping", now
+            if click(stop.first):
+                p.state, p.since = "stopping", now
         elif status(report["runs_dir"], p.run_id) not in LIVE:
             p.state, p.until = "idle", now + rng.uniform(1, 4)  # it ended by itself
         elif now - p.until > ANSWER_S:
@@ -128,6 +135,57 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             p.state, p.until = "idle", now + rng.uniform(1, 4)
         elif now - p.since > ANSWER_S:
             raise TimeoutError(f"the run still live {ANSWER_S} s after Stop")
+
+
+def click(button: Any) -> bool:
+    """Click ``button`` if it is ready within :data:`CLICK_MS`; False (try again later) if not.
+
+    Readiness is checked by a trial click (which clicks nothing), so a timeout never leaves
+    a click behind that the participant would not know about."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        button.click(timeout=CLICK_MS, trial=True)
+    except PlaywrightTimeout:
+        return False
+    button.click(timeout=ANSWER_S * 1000, no_wait_after=True)
+    return True
+
+
+class HealthProbe(threading.Thread):
+    """Polls the server's health check every second and keeps the answer times."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.times, self.done = f"{url}/_stcore/health", [], threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            t0 = time.time()
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(self.url, timeout=ANSWER_S).read()
+            self.times.append(time.time() - t0)
+
+
+def settle(runs: Path) -> list[str]:
+    """Wait until no run is live (at most :data:`SETTLE_S`); the ids of every run."""
+    ids = [d.name for d in runs.iterdir() if (d / "config.json").exists()]
+    deadline = time.time() + SETTLE_S
+    while time.time() < deadline and any(status(runs, r) in LIVE for r in ids):
+        time.sleep(1)
+    time.sleep(5)  # threads wind down
+    return ids
+
+
+def warm_up(people: list[Participant], runs: Path) -> None:
+    """Every participant trains one run for a few seconds and stops it; returns when all ended."""
+    for p in people:
+        click(ui.train_button(p.page))
+    time.sleep(8)
+    for p in people:
+        ui.wait_until(lambda p=p: click(ui.main_button(p.page, "Stop|Cancel").first), ANSWER_S,
+                      f"{p.name}'s Stop or Cancel")
+    settle(runs)
 
 
 def stale(runs: Path, run_id: str) -> bool:
@@ -171,11 +229,15 @@ def main() -> None:
                 ui.open_as(page, app.url, f"p{i:02d}")
                 ui.set_seconds(page, 60)
                 people.append(Participant(f"p{i:02d}", page))
+            warm_up(people, runs)
             report["rss_mb_start"] = round(app.rss_mb(), 1)
             report["threads_start"] = app.threads()
+            probe = HealthProbe(app.url)
+            probe.start()
             t0 = time.time()
             end = t0 + args.minutes * 60
             next_sample = t0
+            driver_pause, last_pass = 0.0, t0
             while time.time() < end and any(p.actions < args.max_actions for p in people):
                 for p in people:
                     if time.time() >= end:
@@ -193,27 +255,25 @@ def main() -> None:
                 if time.time() >= next_sample:  # memory over time: a leak climbs steadily
                     report["rss_mb_series"].append(round(app.rss_mb()))
                     next_sample += RSS_EVERY_S
+                driver_pause = max(driver_pause, time.time() - last_pass)
                 time.sleep(0.2)
+                last_pass = time.time()
+            probe.done.set()
+            report["health_s"] = quantiles(probe.times)
+            report["driver_pause_s"] = round(driver_pause, 1)
             report["seconds"] = round(time.time() - t0, 1)
             for p in people:  # the end of the session: everyone stops what they have
                 with contextlib.suppress(Exception):
                     stop = ui.main_button(p.page, "Stop|Cancel")
                     if stop.count():
                         stop.first.click()
-            ids = [d.name for d in runs.iterdir() if (d / "config.json").exists()]
-            deadline = time.time() + SETTLE_S
-            while time.time() < deadline and any(status(runs, r) in LIVE for r in ids):
-                time.sleep(1)
-            time.sleep(3)  # threads wind down
+            ids = settle(runs)
             report["runs_live"] = {s: sum(status(runs, r) == s for r in ids)
                                    for s in sorted({status(runs, r) for r in ids})}
             report["untruthful"] = [r for r in ids if stale(runs, r)]
             report["actions"] = sum(p.actions for p in people)
             report["rss_mb_end"] = round(app.rss_mb(), 1)
-            series = report["rss_mb_series"]
-            warm = series[min(len(series) - 1, WARM_S // RSS_EVERY_S)]
-            report["rss_mb_warm"] = warm
-            report["rss_growth_since_warm"] = round(report["rss_mb_end"] / warm - 1, 3)
+            report["rss_growth"] = round(report["rss_mb_end"] / report["rss_mb_start"] - 1, 3)
             report["threads_end"] = app.threads()
             browser.close()
     finally:
