@@ -121,7 +121,8 @@ def test_self_supervised_method_learns_shapes(tmp_path: Path, name: str) -> None
 @pytest.mark.slow
 def test_mae_on_the_small_vit_learns_shapes(tmp_path: Path) -> None:
     overrides = {"method.name": "mim", "train.max_seconds": SSL_BUDGET,
-                 "model.backbone": "vit_tiny", "model.width": 0}
+                 "model.backbone": "vit_tiny", "model.width": 0,
+                 "train.lr": 2e-3}  # MIM's own rate is the CNN form's
     _, untrained, done = train(tmp_path, overrides)
     gain = done["knn_top1"] - untrained["knn_top1"]
     assert gain >= MAE_VIT_FLOOR, f"MAE on vit_tiny: shape kNN gain {gain:+.3f}"
