@@ -25,11 +25,14 @@ IMPORTED = "the imported preset"
 LEVELS = ("run", "weaker", "stronger")
 
 
-@st.cache_resource(show_spinner=False)
 def profile_jobs() -> ProfileJobs:
-    """The process's one profile worker (sizes from ``SSL_STUDIO_PROFILE_QUERIES``, tests
-    make it small)."""
-    n_query = int(os.environ.get("SSL_STUDIO_PROFILE_QUERIES", "500"))
+    """The process's profile worker for the sizes set now (``SSL_STUDIO_PROFILE_QUERIES``
+    test images, twice as many bank images; tests make it small)."""
+    return _profile_jobs(int(os.environ.get("SSL_STUDIO_PROFILE_QUERIES", "500")))
+
+
+@st.cache_resource(show_spinner=False)
+def _profile_jobs(n_query: int) -> ProfileJobs:
     return ProfileJobs(n_bank=2 * n_query, n_query=n_query)
 
 
