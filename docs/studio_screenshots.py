@@ -13,10 +13,13 @@ a sweep made by ``python -m engine sweep``) also ``studio_sweep.png``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -63,40 +66,49 @@ def train_runs(images: Path, runs: Path, seconds: float) -> list[str]:
     return ids
 
 
-def shoot(runs: Path, ids: list[str], sweep_runs: Path | None) -> None:
+@contextlib.contextmanager
+def explore_page(runs: Path, run_id: str, env: dict[str, str] | None = None) -> Iterator[Any]:
+    """The app on ``runs`` and a chromium page on its Explore page for ``run_id``; both closed
+    afterwards."""
     from playwright.sync_api import sync_playwright
 
     from tests.e2e import ui
     from tests.e2e.app_server import AppServer
 
     OUT.mkdir(parents=True, exist_ok=True)
-    app = AppServer(runs, runs / "streamlit.log", env={"SSL_STUDIO_UMAP_WARMUP": "1"}).start()
+    app = AppServer(runs, runs / "streamlit.log", env=env).start()
     try:
         with sync_playwright() as pw:
             browser = ui.launch(pw)
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             page.set_default_timeout(120_000)
             ui.open_as(page, app.url, "demo")
-            page.goto(f"{app.url}/explore?who=demo&run={ids[0]}")
-            heading = page.get_by_role("heading", name="Augmentation studio")
-            heading.wait_for()
-            page.wait_for_timeout(3000)  # let the page settle before opening a select box
-            ui.wait_until(lambda: _choose(page, "Overlay another run", "no colour jitter"), 60,
-                          "the overlaid run")
-            compute = page.get_by_role("button", name=re.compile("Compute the invariance"))
-            ui.wait_until(lambda: _bars(page) == 2 or _press(compute), 900, "two profiles",
-                          interval=3.0)
-            page.wait_for_timeout(2000)
-            _panel(page).screenshot(path=str(OUT / "studio_profile.png"))
-            page.get_by_role("tab", name="View cloud").click()
-            ui.wait_until(lambda: _choose(page, "Views from", "color_jitter"), 60, "one op")
-            page.get_by_role("button", name=re.compile("Draw the view cloud")).click()
-            page.get_by_text("View cloud of image").wait_for()
-            page.wait_for_timeout(2000)
-            _panel(page).screenshot(path=str(OUT / "studio_cloud.png"))
+            page.goto(f"{app.url}/explore?who=demo&run={run_id}")
+            yield page
             browser.close()
     finally:
         app.stop()
+
+
+def shoot(runs: Path, ids: list[str], sweep_runs: Path | None) -> None:
+    from tests.e2e import ui
+
+    with explore_page(runs, ids[0], {"SSL_STUDIO_UMAP_WARMUP": "1"}) as page:
+        page.get_by_role("heading", name="Augmentation studio").wait_for()
+        page.wait_for_timeout(3000)  # let the page settle before opening a select box
+        ui.wait_until(lambda: _choose(page, "Overlay another run", "no colour jitter"), 60,
+                      "the overlaid run")
+        compute = page.get_by_role("button", name=re.compile("Compute the invariance"))
+        ui.wait_until(lambda: _bars(page) == 2 or _press(compute), 900, "two profiles",
+                      interval=3.0)
+        page.wait_for_timeout(2000)
+        _panel(page).screenshot(path=str(OUT / "studio_profile.png"))
+        page.get_by_role("tab", name="View cloud").click()
+        ui.wait_until(lambda: _choose(page, "Views from", "color_jitter"), 60, "one op")
+        page.get_by_role("button", name=re.compile("Draw the view cloud")).click()
+        page.get_by_text("View cloud of image").wait_for()
+        page.wait_for_timeout(2000)
+        _panel(page).screenshot(path=str(OUT / "studio_cloud.png"))
     if sweep_runs is not None:
         _shoot_sweep(sweep_runs)
 
@@ -127,31 +139,17 @@ def _press(buttons) -> bool:  # noqa: ANN001
 
 
 def _shoot_sweep(runs: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     from engine.train.store import RunStore
     from engine.train.sweep import Sweep
-    from tests.e2e import ui
-    from tests.e2e.app_server import AppServer
 
     sweep = Sweep.load(runs, Sweep.list(runs)[0])
     run_id = sweep.cells[0].run_id
     assert RunStore(runs).get(run_id)
-    app = AppServer(runs, runs / "streamlit.log").start()
-    try:
-        with sync_playwright() as pw:
-            browser = ui.launch(pw)
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(120_000)
-            ui.open_as(page, app.url, "demo")
-            page.goto(f"{app.url}/explore?who=demo&run={run_id}")
-            page.get_by_role("tab", name="Ablation sweep").click()
-            page.get_by_text("runs finished").wait_for()
-            page.wait_for_timeout(2000)
-            _panel(page).screenshot(path=str(OUT / "studio_sweep.png"))
-            browser.close()
-    finally:
-        app.stop()
+    with explore_page(runs, run_id) as page:
+        page.get_by_role("tab", name="Ablation sweep").click()
+        page.get_by_text("runs finished").wait_for()
+        page.wait_for_timeout(2000)
+        _panel(page).screenshot(path=str(OUT / "studio_sweep.png"))
 
 
 def main() -> None:

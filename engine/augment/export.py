@@ -132,6 +132,19 @@ def _normalise_note(mean: Sequence[float] | None, std: Sequence[float] | None) -
     return f"# The studio then normalises with mean {list(mean)} and std {list(std)}."
 
 
+def _preamble(
+    views: Sequence[Sequence[Mapping[str, Any]]], size: int, name: str,
+    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int, how: str,
+    imports: list[str],
+) -> tuple[list, list[str]]:
+    """The checked views and the first lines of an exported file: header, ``how`` it is
+    applied, the normalisation note and ``imports``."""
+    _check_channels(channels)
+    checked = _validated(views)
+    header = HEADER.format(what=f' (preset "{name}")' if name else "", n=len(checked), size=size)
+    return checked, [header, how, _normalise_note(mean, std), *imports, ""]
+
+
 def torchvision_code(
     views: Sequence[Sequence[Mapping[str, Any]]],
     size: int,
@@ -144,17 +157,11 @@ def torchvision_code(
     pipelines from a PIL image or a uint8 ``(C, H, W)`` tensor to float ``(C, H, W)`` in
     ``[0, 1]``. ``size``: the side of the (square) images, which sizes crops and blur kernels;
     ``channels``: 1 or 3 (on one channel, colour-only ops are left out, as here)."""
-    _check_channels(channels)
-    checked = _validated(views)
-    lines = [
-        HEADER.format(what=f' (preset "{name}")' if name else "", n=len(checked), size=size),
+    checked, lines = _preamble(
+        views, size, name, mean, std, channels,
         "# Per image, e.g. as a Dataset's transform: torchvision draws one set of parameters "
         "per call.",
-        _normalise_note(mean, std),
-        "import torch",
-        "from torchvision.transforms import v2",
-        "",
-    ]
+        ["import torch", "from torchvision.transforms import v2"])
     for i, view in enumerate(checked):
         lines.append(f"view_{i} = v2.Compose([")
         lines.append("    v2.ToImage(),")
@@ -178,17 +185,11 @@ def kornia_code(
     pipelines on float ``(B, C, H, W)`` batches in ``[0, 1]`` with per-sample parameters;
     ``view`` clips its result to ``[0, 1]`` once, as this engine does. ``size``, ``channels``:
     as :func:`torchvision_code`."""
-    _check_channels(channels)
-    checked = _validated(views)
-    lines = [
-        HEADER.format(what=f' (preset "{name}")' if name else "", n=len(checked), size=size),
+    checked, lines = _preamble(
+        views, size, name, mean, std, channels,
         "# Per batch: float (B, C, H, W) in [0, 1], every sample with its own parameters.",
-        _normalise_note(mean, std),
-        "import kornia.augmentation as K",
-        "import kornia.augmentation.auto as KA",
-        "import torch",
-        "",
-    ]
+        ["import kornia.augmentation as K", "import kornia.augmentation.auto as KA",
+         "import torch"])
     for i, view in enumerate(checked):
         lines.append(f"view_{i} = torch.nn.Sequential(")
         lines.extend(_lines(view, size, channels, _kornia_line))
