@@ -83,21 +83,30 @@ def load_encoder(store: RunStore, run_id: str) -> TrainedEncoder:
         raise ValueError(f"run {run_id}: its checkpoint cannot be read ({exc})") from None
     cfg = run.config()
     prep = preprocessing(run, cfg)
-    from engine.methods import build_method
-    from engine.models import build_backbone
-
-    backbone = build_backbone(cfg.model.backbone, prep["channels"], prep["image_size"],
-                              cfg.model.width)
-    method = build_method(cfg.method.name, cfg.method.params, backbone,
-                          max(int(prep["num_classes"]), 1))
     try:
-        method.load_state_dict(state["method"])
+        method = rebuild_method(cfg, prep["channels"], prep["image_size"],
+                                int(prep["num_classes"]), state)
     except RuntimeError as exc:
         raise ValueError(f"run {run_id}: its checkpoint does not fit its configuration "
                          f"({str(exc).splitlines()[0]})") from None
     method.eval()
-    prep["feature_dim"] = int(getattr(backbone, "out_dim", 0))
+    prep["feature_dim"] = int(getattr(method.backbone, "out_dim", 0))
     return TrainedEncoder(run, cfg, int(state["step"]), method, prep)
+
+
+def rebuild_method(cfg: RunConfig, channels: int, image_size: int, num_classes: int,
+                   state: dict[str, Any] | None) -> Any:
+    """The run's method (backbone and heads) for images of ``channels`` x ``image_size`` px,
+    with the weights of checkpoint ``state`` (None: as the seed builds it, untrained).
+    ``RuntimeError`` when the weights do not fit."""
+    from engine.methods import build_method
+    from engine.models import build_backbone
+
+    backbone = build_backbone(cfg.model.backbone, channels, image_size, cfg.model.width)
+    method = build_method(cfg.method.name, cfg.method.params, backbone, max(num_classes, 1))
+    if state is not None:
+        method.load_state_dict(state["method"])
+    return method
 
 
 def preprocessing(run: RunDir, cfg: RunConfig) -> dict[str, Any]:

@@ -49,18 +49,12 @@ class RunEncoder:
     ) -> RunEncoder:
         """The encoder of ``cfg`` with the weights of checkpoint ``state`` (None: as built from
         the seed, untrained)."""
-        from engine.methods import build_method
-        from engine.models import build_backbone
+        from engine.encoder.load import rebuild_method
 
         ds = dataset if dataset is not None else load_dataset(cfg.data)
         torch.manual_seed(cfg.seed)
-        backbone = build_backbone(cfg.model.backbone, ds.channels, ds.image_size, cfg.model.width)
-        method = build_method(cfg.method.name, cfg.method.params, backbone,
-                              max(ds.num_classes, 1))
-        step = 0
-        if state is not None:
-            method.load_state_dict(state["method"])
-            step = int(state.get("step", 0))
+        method = rebuild_method(cfg, ds.channels, ds.image_size, ds.num_classes, state)
+        step = int(state.get("step", 0)) if state is not None else 0
         dev = torch.device(device)
         method = method.to(dev).eval()
         mean, std = channel_stats(ds.train.images)
