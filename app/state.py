@@ -17,6 +17,7 @@ import streamlit as st
 from engine.config import DataConfig
 from engine.data import Dataset, load_dataset
 from engine.eval.maps import MapCache
+from engine.train.process import make_process_runner
 from engine.train.registry import RunRegistry
 from engine.train.runner import install_shutdown
 from engine.train.store import RunDir, RunStore
@@ -36,7 +37,7 @@ def _registry(root: str) -> RunRegistry:
     Ctrl+C, a normal shutdown) stops the live runs with a final checkpoint."""
     store = RunStore(root)
     store.reconcile()
-    registry = RunRegistry(store)
+    registry = RunRegistry(store, runner_factory=make_process_runner)
     install_shutdown(registry.stop_all)
     return registry
 
