@@ -7,6 +7,7 @@ Examples::
     python -m engine list methods
     python -m engine lesson byol_predictor
     python -m engine bench --set model.backbone=resnet18_cifar --set train.batch_size=512
+    torchrun --nproc-per-node 2 -m engine train --set method.name=simclr
 
 Settings left out are the engine's defaults, and the method's own recipe where it has one
 (``engine.recipe``): ``--set method.name=X`` trains what the Train page trains for X. A run is
@@ -187,6 +188,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set)
     dataset = prepare_run(cfg)
+    from engine.distributed import launched
+
+    if launched():  # one of torchrun's processes: rank 0 writes the run (engine.distributed)
+        from engine.train.distributed_run import train
+
+        return train(cfg, args.runs_dir, _Progress(args.quiet), dataset)
     store = RunStore(args.runs_dir)
     run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet), dataset=dataset)
     return report(run, last)
@@ -218,6 +225,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.train.store import RunStore
 
     run = RunStore(args.runs_dir).get(args.run_id)
+    from engine.distributed import launched
+
+    if launched():  # resumed by torchrun's processes, any number of them
+        from engine.train.distributed_run import train
+
+        return train(run.config(), args.runs_dir, _Progress(args.quiet), resume_id=run.id)
     run, last = resume_foreground(run, on_event=_Progress(args.quiet))
     return report(run, last)
 

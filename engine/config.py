@@ -104,6 +104,10 @@ class TrainConfig:
     precision: str = setting("auto", "auto = bf16 on CUDA.", choices=("auto", "fp32", "bf16"))
     compile: bool = setting(False, "torch.compile the step (CUDA; pays off on long runs only).")
     channels_last: bool = setting(True, "NHWC memory format on CUDA and the CPU.")
+    sync_batchnorm: str = setting(
+        "auto", "Several processes (torchrun): batch-norm statistics over the global batch "
+        "instead of each process's share. auto = on for BYOL, SimSiam, Barlow Twins and VICReg, "
+        "whose papers use it.", choices=("auto", "on", "off"))
     checkpoint_every_seconds: float = setting(120.0, "Checkpoint every this many seconds of "
                                               "training (0 = no time cadence).", 0)
     checkpoint_every_steps: int = setting(0, "Checkpoint every this many steps (0 = no step "

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.distributed import gather
 from engine.losses import barlow_twins
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.models.heads import mlp
@@ -36,6 +37,7 @@ class BarlowTwins(Method):
     summary = "Redundancy reduction: cross-correlation of the two views towards the identity."
     paper = "https://arxiv.org/abs/2103.03230"
     default_preset = "colour_invariant"
+    sync_batchnorm = True  # the reference code's SyncBatchNorm
     #: the usual causes of a collapse of this method, by kind (complete | dimensional)
     collapse_causes = {
         "complete": [
@@ -59,6 +61,7 @@ class BarlowTwins(Method):
         x0, x1 = batch.view(0), batch.view(1)  # (B, C, H, W) each
         z0 = self.projector(self.backbone(x0))  # (B, d)
         z1 = self.projector(self.backbone(x1))
+        z0, z1 = gather(z0), gather(z1)  # (N*B, d): correlations of the global batch
         loss = barlow_twins(z0, z1, self.cfg.lambda_offdiag)
         # Per-dimension loss: comparable across projector widths.
         return StepOutput(loss, {"loss_per_dim": loss.detach() / torch.tensor(z0.shape[1])})

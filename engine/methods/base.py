@@ -80,6 +80,10 @@ class Method(nn.Module):
     #: ``TrainConfig`` fields this method wants other than the engine's recipe (batch_size,
     #: lr, warmup_epochs): every run that leaves them out gets them (``engine.recipe``)
     train_defaults: ClassVar[dict[str, float]] = {}
+    #: on several processes (torchrun), batch norm over the global batch when
+    #: ``train.sync_batchnorm`` is auto: the methods whose papers use SyncBN
+    #: (``engine.train.data_parallel``)
+    sync_batchnorm: ClassVar[bool] = False
     #: data set name -> why the method means little there (shown when both are picked)
     data_caveats: ClassVar[dict[str, str]] = {}
     #: collapse kind ("complete" | "dimensional") -> the usual causes for this method, in plain

@@ -43,6 +43,7 @@ class BYOL(Method):
     summary = "Bootstrap: predict a moving-average target's projection of the other view."
     paper = "https://arxiv.org/abs/2006.07733"
     default_preset = "colour_invariant"
+    sync_batchnorm = True  # Grill et al. 2020, appendix B: cross-replica batch norm
     #: the usual causes of a collapse of this method, by kind (complete | dimensional)
     collapse_causes = {
         "complete": [

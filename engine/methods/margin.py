@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.distributed import gather
 from engine.losses import pairwise_margin_contrastive
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.methods.pair_labels import view_labels
@@ -52,5 +53,6 @@ class MarginContrastive(Method):
     def training_step(self, batch: Batch) -> StepOutput:
         x = torch.cat([batch.view(0), batch.view(1)])  # (2B, C, H, W)
         z = F.normalize(self.projector(self.backbone(x)), dim=1)  # (2B, d)
-        labels = view_labels(batch.y, self.num_classes, self.cfg.use_labels)  # (2B,)
+        z = torch.cat([gather(view) for view in z.chunk(2)])  # (2NB, d): every process's pairs
+        labels = view_labels(gather(batch.y), self.num_classes, self.cfg.use_labels)  # (2NB,)
         return StepOutput(pairwise_margin_contrastive(z, labels, self.cfg.margin))

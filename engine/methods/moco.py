@@ -11,6 +11,12 @@ the network can find its positive through them and the loss drops without learni
 batch is cut into ``bn_groups`` slices that stand for GPUs, by batch norms that normalise each
 slice by its own statistics in one pass (``engine.models.split_batchnorm``): queries in order,
 keys after a random permutation, put back in order after.
+
+Shuffle-BN on several processes (torchrun), as in the paper's code (``_batch_shuffle_ddp``):
+the key images of every process are gathered, permuted by rank 0's draw, and each process
+encodes its share of the shuffled batch, its batch norms on ``bn_groups / N`` slices of it
+(``bn_groups`` counts the slices of the whole global batch); the keys are gathered back and
+put in image order. The queue receives the keys of every process, in rank order.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import distributed
 from engine.losses import moco_logits
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.methods.ema import ema_update, frozen_copy
@@ -76,8 +83,9 @@ class MoCo(Method):
     def __init__(self, backbone: nn.Module, cfg: MoCoConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)
         self.projector = mlp(backbone.out_dim, cfg.proj_hidden_dim, cfg.proj_dim)
-        SplitBatchNorm.convert(self.backbone, cfg.bn_groups)
-        SplitBatchNorm.convert(self.projector, cfg.bn_groups)
+        slices = max(1, cfg.bn_groups // distributed.world_size())  # this process's share
+        SplitBatchNorm.convert(self.backbone, slices)
+        SplitBatchNorm.convert(self.projector, slices)
         self.key_backbone = frozen_copy(backbone)
         self.key_projector = frozen_copy(self.projector)
         # Stored normalised, one key per row; random unit vectors until real keys arrive.
@@ -90,10 +98,25 @@ class MoCo(Method):
 
     @torch.no_grad()
     def _key(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if distributed.world_size() > 1:
+            return self._key_across_processes(x, generator)
         perm = torch.randperm(x.shape[0], device=x.device, generator=generator)
         k = self.key_projector(self.key_backbone(x[perm]))  # slices of shuffled images
         k = torch.empty_like(k).index_copy_(0, perm, k)  # un-shuffle: row i is image i again
         return F.normalize(k, dim=1)  # (B, d)
+
+    @torch.no_grad()
+    def _key_across_processes(
+        self, x: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Keys (b, d) of this process's images x (b, C, H, W), encoded shuffled across every
+        process's images (shuffle-BN over GPUs, He et al. 2019, section 3.3)."""
+        x_all = distributed.gather(x)  # (N*b, C, H, W)
+        perm = distributed.shared_permutation(x_all.shape[0], generator, x.device)
+        k = self.key_projector(self.key_backbone(x_all[distributed.local_rows(perm)]))
+        k_all = distributed.gather(k)  # (N*b, d), shuffled order
+        k_all = torch.empty_like(k_all).index_copy_(0, perm, k_all)  # image order again
+        return F.normalize(distributed.local_rows(k_all), dim=1)  # (b, d)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
@@ -120,7 +143,7 @@ class MoCo(Method):
             losses.append(F.cross_entropy(logits, labels))
             accs.append((logits.argmax(1) == 0).float().mean())
             keys.append(k)
-        self.enqueue(torch.cat(keys))
+        self.enqueue(torch.cat([distributed.gather(k) for k in keys]))  # every process's, in order
         loss = torch.stack(losses).mean()
         return StepOutput(loss, {"contrast_acc": torch.stack(accs).mean()})
 

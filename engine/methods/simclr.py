@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from engine.distributed import gather
 from engine.losses import info_nce
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.models.heads import mlp
@@ -62,4 +63,5 @@ class SimCLR(Method):
         x0, x1 = batch.view(0), batch.view(1)  # (B, C, H, W) each
         z0 = self.projector(self.backbone(x0))  # (B, d)
         z1 = self.projector(self.backbone(x1))
+        z0, z1 = gather(z0), gather(z1)  # (N*B, d): the negatives of every process
         return StepOutput(info_nce(z0, z1, self.cfg.temperature))

@@ -43,6 +43,7 @@ class SimSiam(Method):
     summary = "Siamese views, predictor on one side, stop-gradient on the other; no negatives."
     paper = "https://arxiv.org/abs/2011.10566"
     default_preset = "colour_invariant"
+    sync_batchnorm = True  # the paper's SyncBN, section 4
     #: the usual causes of a collapse of this method, by kind (complete | dimensional)
     collapse_causes = {
         "complete": [

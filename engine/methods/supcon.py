@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.distributed import gather
 from engine.losses import supcon
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.models.heads import mlp
@@ -62,5 +63,5 @@ class SupCon(Method):
         x0, x1 = batch.view(0), batch.view(1)
         z0 = self.projector(self.backbone(x0))  # (B, d)
         z1 = self.projector(self.backbone(x1))
-        z = torch.stack([z0, z1], dim=1)  # (B, 2, d)
-        return StepOutput(supcon(z, batch.y, self.cfg.temperature))
+        z = gather(torch.stack([z0, z1], dim=1))  # (N*B, 2, d): every process's images
+        return StepOutput(supcon(z, gather(batch.y), self.cfg.temperature))

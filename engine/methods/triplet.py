@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.distributed import gather
 from engine.losses import triplet_batch_all, triplet_batch_hard
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.methods.pair_labels import view_labels
@@ -58,7 +59,8 @@ class Triplet(Method):
     def training_step(self, batch: Batch) -> StepOutput:
         x = torch.cat([batch.view(0), batch.view(1)])  # (2B, C, H, W)
         z = F.normalize(self.projector(self.backbone(x)), dim=1)  # (2B, d)
-        labels = view_labels(batch.y, self.num_classes)  # (2B,)
+        z = torch.cat([gather(view) for view in z.chunk(2)])  # (2NB, d): mine every process's
+        labels = view_labels(gather(batch.y), self.num_classes)  # (2NB,)
         mine = triplet_batch_all if self.cfg.mining == "all" else triplet_batch_hard
         loss = mine(z, labels, self.cfg.margin, squared=self.cfg.squared)
         return StepOutput(loss)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from engine.distributed import gather
 from engine.losses import vicreg_terms
 from engine.methods.base import METHODS, Batch, Method, StepOutput, param
 from engine.models.heads import mlp
@@ -38,6 +39,7 @@ class VICReg(Method):
     summary = "Variance-invariance-covariance: no negatives, explicit anti-collapse terms."
     paper = "https://arxiv.org/abs/2105.04906"
     default_preset = "byol"
+    sync_batchnorm = True  # the reference code's SyncBatchNorm
     #: the usual causes of a collapse of this method, by kind (complete | dimensional)
     collapse_causes = {
         "complete": [
@@ -60,6 +62,7 @@ class VICReg(Method):
         x0, x1 = batch.view(0), batch.view(1)  # (B, C, H, W) each
         z0 = self.projector(self.backbone(x0))  # (B, d)
         z1 = self.projector(self.backbone(x1))
+        z0, z1 = gather(z0), gather(z1)  # (N*B, d): variances and covariances of the global batch
         t = vicreg_terms(z0, z1)
         c = self.cfg
         loss = (c.sim_weight * t["invariance"] + c.var_weight * t["variance"]

@@ -16,6 +16,10 @@ and the CPU; on CUDA also bf16 autocast, a fused optimiser, optional ``torch.com
 is read back to the host only when a step event is emitted (at most a few times a second),
 never every step. The first step comes before the step-0 evaluation (which runs on a copy of
 the initial weights), so the loss chart starts at once.
+
+Several processes (torchrun, :mod:`engine.distributed`): each holds the whole uint8 split and
+trains on its share of every global batch through DDP (:mod:`engine.train.data_parallel`);
+rank 0 alone evaluates, and decides before each step whether all of them go on.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 import torch
 
+from engine import distributed
 from engine.augment import Augmenter, resolve_views
 from engine.config import RunConfig, validate
 from engine.data import Dataset, load_dataset
@@ -101,7 +106,12 @@ class Trainer:
         if len(ds.train) < 2:
             raise ValueError(f"the train split of {ds.name!r} has fewer than 2 images")
 
+        self.dist = distributed.current()  # None on one process: no distributed code then
+        self.main = self.dist is None or self.dist.main
+        self.world = 1 if self.dist is None else self.dist.world
         self.batch_size = min(t.batch_size, len(ds.train))
+        if self.dist is not None:  # the global batch, an equal share per process
+            self.batch_size = self.dist.global_batch(self.batch_size)
         self.steps_per_epoch = max(1, len(ds.train) // self.batch_size)
         self.base_lr = t.lr * self.batch_size / 256
         self.schedule = Schedule.for_run(t.epochs, t.max_seconds, self.steps_per_epoch,
@@ -123,10 +133,16 @@ class Trainer:
             # NHWC convolutions: tensor cores on CUDA; oneDNN's faster kernels on the CPU
             # (a small-CNN step 1.3x faster on 2 cores, BENCHMARKS.md)
             self.method = self.method.to(memory_format=torch.channels_last)
+        self._step_fn = self.method.training_step
+        if self.dist is not None:
+            from engine.train.data_parallel import wrap
+
+            self._step_fn = wrap(self.method, cfg)
 
         mean, std = channel_stats(ds.train.images)
         self.augment = Augmenter(resolve_views(cfg.augment), mean, std)
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(
+            distributed.rank_seed(cfg.seed))
 
         self.images, self.resident = self._place(ds.train.images, memory_limit)
         self.gather = None if self.resident else PinnedGather(self.images, self.device)
@@ -205,10 +221,16 @@ class Trainer:
         """
         if self.gather is None:
             return self._resident_batches()
-        return stream_batches(self.gather, (idx for block in self.order.blocks() for idx in block))
+        return stream_batches(self.gather, (idx for block in self._blocks() for idx in block))
+
+    def _blocks(self) -> Iterator[torch.Tensor]:
+        """The data order's epochs (steps, B), or this process's share of them (steps, B / N)."""
+        if self.dist is None:
+            return self.order.blocks()
+        return map(self.dist.shard, self.order.blocks())
 
     def _resident_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for block in self.order.blocks():
+        for block in self._blocks():
             for idx in block.to(self.device):  # (B,) on the device
                 yield idx, self.images[idx]
 
@@ -253,10 +275,13 @@ class Trainer:
         last_ckpt = time.perf_counter()
         try:
             while sched.trains:
-                if should_stop():
+                stop = should_stop()
+                done = sched.done(self.step, self.clock.seconds)
+                if self.dist is not None:  # rank 0 decides for every process
+                    stop, done = self.dist.agree(stop, done)
+                if stop:
                     status, reason = "stopped", "stopped by the user"
                     break
-                done = sched.done(self.step, self.clock.seconds)
                 if done:
                     reason = done
                     break
@@ -266,7 +291,7 @@ class Trainer:
                 idx, x = next(batches)
                 out = self.train_step(idx, lr, progress, x)
                 self.step += 1
-                self.images_seen += len(idx)
+                self.images_seen += len(idx) * self.world
                 loss_sum += out.loss.detach().float()
                 for k, v in out.logs.items():
                     logs_sum[k] = logs_sum.get(k, 0) + torch.as_tensor(v).detach().float()
@@ -281,7 +306,8 @@ class Trainer:
                     result = yield from self._initial_evaluation(should_stop)
                     next_eval = self.clock.seconds + max(e.every_seconds,
                                                          9 * result["eval_seconds"])
-                if e.diagnostics_every_steps and self.step % e.diagnostics_every_steps == 0:
+                if (e.diagnostics_every_steps and self.step % e.diagnostics_every_steps == 0
+                        and self.main):
                     yield self.evaluator.probe(self.method, self.step)
                 if self.clock.seconds >= next_eval or self._epoch_eval_due(self.step):
                     result = yield from self._evaluation(self.step, should_stop)
@@ -293,8 +319,10 @@ class Trainer:
                         or t.checkpoint_every_steps and self.step % t.checkpoint_every_steps == 0):
                     yield self.checkpoint()
                     last_ckpt = time.perf_counter()
-        except Stopped:
+        except Stopped:  # raised on rank 0 only: it alone evaluates
             status, reason = "stopped", "stopped by the user"
+            if self.dist is not None:
+                self.dist.agree(True, None)  # the others wait for the next step's decision
         if loss_n:  # the last steps' loss, not yet shown
             yield self._step_event(loss_sum, loss_n, logs_sum, lr, progress)
         if status == "finished":
@@ -346,6 +374,8 @@ class Trainer:
     ) -> Events:
         """Evaluate ``method`` (default: the one training), yield its events, keep its
         features (for the final linear probe); return its ``eval`` event."""
+        if not self.main:  # rank 0 evaluates for the run
+            return {"eval_seconds": 0.0}
         evaluation = self.evaluator.evaluate(method or self.method, step, should_stop)
         self.features, self.last_eval = evaluation.features, evaluation.result
         yield from evaluation.events
@@ -354,7 +384,7 @@ class Trainer:
     def _initial_evaluation(self, should_stop: Callable[[], bool]) -> Events:
         """Evaluation and diagnostics of the initial weights (step 0), then drop their copy."""
         result = yield from self._evaluation(0, should_stop, self._initial)
-        if self.cfg.eval.diagnostics_every_steps:
+        if self.cfg.eval.diagnostics_every_steps and self.main:
             yield self.evaluator.probe(self._initial, 0)
         self._initial = None
         return result
@@ -384,7 +414,7 @@ class Trainer:
             group["lr"] = self.base_lr if group.get("fixed_lr") else lr
         y = self.labels[idx.to(self.device)]
         with self._amp():
-            out = self.method.training_step(Batch(x, y, self.augment, self.generator))
+            out = self._step_fn(Batch(x, y, self.augment, self.generator))
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()
