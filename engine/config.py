@@ -55,6 +55,18 @@ class DataConfig:
     test_size: int = setting(0, "Test images (0 = the data set's own size).", 0)
     seed: int = setting(0, "Shapes generation and the labelled subset (fixed, so runs share "
                         "images).")
+    imbalance: float = setting(1.0, "Long-tailed train split: the largest class keeps this "
+                               "many times the images of the smallest, counts falling "
+                               "geometrically between (1 = as loaded; the test split is never "
+                               "thinned).", 1, 1000)
+    label_noise: float = setting(0.0, "Fraction of the labelled train images whose label is "
+                                 "flipped to another class, at random (0 = clean; test labels "
+                                 "never change).", 0, 0.95)
+    noise_seed: int = setting(0, "Which labels data.label_noise flips (and which images "
+                              "data.imbalance drops).")
+    sampler: str = setting("uniform", "uniform: each epoch a permutation of the train split. "
+                           "balanced: every batch holds every class equally (small classes "
+                           "oversampled).", choices=("uniform", "balanced"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,11 @@ class ModelConfig:
     backbone: str = setting("small_cnn", "python -m engine list backbones. small_cnn is fast on "
                             "a CPU; vit_tiny is for masked image modelling (MAE).")
     width: int = setting(0, "small_cnn / vit: channel width (0 = the backbone's default).", 0)
+    pretrained: str = setting("", "Start the backbone from weights: \"imagenet\" "
+                              "(torchvision's, for resnet18 / resnet50, read from the torch hub "
+                              "cache) or a path to a .pth file (\"\" = random init).")
+    init_from: str = setting("", "Start from another run's trained encoder: its run id (or its "
+                             "run directory). The second stage of a two-stage recipe.")
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,11 @@ class TrainConfig:
     batch_size: int | None = setting(
         None, "Images per step (each seen in two or more views). Unset: the method's own.",
         2, 65536)
+    accumulate: int = setting(1, "Micro-batches per optimiser step (gradient accumulation): "
+                              "train.batch_size is the effective batch, split in this many "
+                              "forward passes. Exact for losses that are a mean over images; "
+                              "approximate for in-batch contrastive losses and BatchNorm.",
+                              1, 1024)
     epochs: float = setting(0.0, "Passes over the train split (0 = no step bound: the time "
                             "budget ends the run; 0 with no time budget evaluates the "
                             "untrained backbone).", 0)

@@ -30,6 +30,7 @@ def check_run(cfg: RunConfig, dataset: Dataset | None = None) -> None:
     method = _check_method(cfg)
     _check_names(cfg)
     _check_backbone(cfg)
+    _check_start(cfg)
     _check_views(cfg)
     labelled = _check_data(cfg, dataset)
     if method.needs_labels and labelled == 0:
@@ -72,6 +73,23 @@ def _trainable(backbone: str, image_size: int, width: int) -> bool:
     with torch.device("meta"):
         module = build_backbone(backbone, 3, image_size, width)
     return any(p.requires_grad for p in module.parameters())
+
+
+def _check_start(cfg: RunConfig) -> None:
+    """The weights a run starts from exist: another run's checkpoint (``model.init_from``,
+    same backbone) or a pretrained weights file (``model.pretrained``)."""
+    m = cfg.model
+    if m.init_from and m.pretrained:
+        raise ValueError("model.init_from and model.pretrained both name starting weights; "
+                         "keep one")
+    if m.init_from:
+        from engine.encoder.parent import check_parent
+
+        check_parent(m.init_from, m.backbone, m.width)
+    elif m.pretrained:
+        from engine.models.pretrained import weights_path
+
+        weights_path(m.pretrained, m.backbone)
 
 
 def _check_backbone(cfg: RunConfig) -> None:

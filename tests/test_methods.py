@@ -69,6 +69,9 @@ def test_finite_loss_and_gradients_reach_the_backbone(name: str) -> None:
         assert torch.isfinite(torch.as_tensor(v)).all(), k
     out.loss.backward()
     grads = [p.grad for p in method.backbone.parameters() if p.grad is not None]
+    if method.freezes_backbone:  # the second stage on a frozen encoder: its head alone trains
+        assert not grads and any(p.grad is not None for p in method.parameters())
+        return
     assert grads, f"{name}: no gradient reached the backbone"
     assert all(torch.isfinite(g).all() for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
@@ -82,6 +85,10 @@ FALL_OVERRIDES = {
     # A fixed batch re-enters the queue every step as its own negatives, so the queue is off
     # here (in-batch negatives); the queue has its own tests below.
     "moco": {"queue_size": 0},
+    # A random encoder, frozen in eval mode (BatchNorm's initial running statistics), gives
+    # features of scale ~0.03: the article's dropout of 0.5 then hides most of the signal in
+    # 30 steps. Its real input is a trained encoder (tests/test_start_weights.py).
+    "classifier": {"dropout": 0.0},
 }
 
 

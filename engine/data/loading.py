@@ -200,10 +200,19 @@ def _resize_split(split: Split, size: int) -> Split:
 
 
 def _with_labels(ds: Dataset, cfg: DataConfig) -> Dataset:
-    """A shallow copy (tensors shared) with ``labels_per_class`` applied to the train split."""
+    """A shallow copy (tensors shared) with the train split's label settings applied, in
+    order: ``imbalance`` (a long-tailed subset), ``labels_per_class``, ``label_noise``
+    (``engine.data.label_noise``). The test split is never changed."""
+    from engine.data.label_noise import flip_labels, long_tail_index
+
     train = ds.train
+    if cfg.imbalance > 1:
+        train = train.subset(long_tail_index(train.labels, cfg.imbalance, cfg.noise_seed))
     if cfg.labels_per_class > 0:
         labels = keep_labels_per_class(train.labels, cfg.labels_per_class, cfg.seed)
+        train = Split(train.images, labels, dict(train.attributes))
+    if cfg.label_noise > 0:
+        labels = flip_labels(train.labels, cfg.label_noise, len(ds.class_names), cfg.noise_seed)
         train = Split(train.images, labels, dict(train.attributes))
     return dataclasses.replace(ds, train=train, skipped_examples=list(ds.skipped_examples))
 

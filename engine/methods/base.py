@@ -84,6 +84,10 @@ class Method(nn.Module):
     #: ``train.sync_batchnorm`` is auto: the methods whose papers use SyncBN
     #: (``engine.train.data_parallel``)
     sync_batchnorm: ClassVar[bool] = False
+    #: gradient accumulation (``train.accumulate``) gives the full batch's gradients: the loss
+    #: is a mean over independent images. False: in-batch negatives or batch statistics make
+    #: micro-batches an approximation (``engine.train.accumulate``)
+    exact_accumulation: ClassVar[bool] = False
     #: data set name -> why the method means little there (shown when both are picked)
     data_caveats: ClassVar[dict[str, str]] = {}
     #: collapse kind ("complete" | "dimensional") -> the usual causes for this method, in plain
@@ -112,7 +116,18 @@ class Method(nn.Module):
         """Optimiser parameter groups; a group with ``fixed_lr=True`` skips the schedule."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
+    @property
+    def freezes_backbone(self) -> bool:
+        """Whether the backbone stays as it was given (a classifier on a frozen encoder)."""
+        return False
+
     # -- evaluation -------------------------------------------------------------------------
+    def logits(self, h: torch.Tensor) -> torch.Tensor | None:
+        """Class scores (B, num_classes) of backbone features ``h`` (B, D) for methods whose
+        classifier is not a plain linear ``classifier`` (the second stage's MLP head); None
+        for the others. The evaluator reports the top-1 as ``classifier_top1``."""
+        return None
+
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Features of normalised images x (B, C, H, W): ``h`` (B, D) and, where the method
         has a projector, ``z`` (B, d)."""
@@ -185,6 +200,7 @@ def describe_method(cls: type[Method]) -> dict:
         "paper": cls.paper,
         "needs_labels": cls.needs_labels,
         "semi_supervised": cls.semi_supervised,
+        "exact_accumulation": cls.exact_accumulation,
         "default_preset": cls.default_preset,
         "train_defaults": dict(cls.train_defaults),
         "data_caveats": dict(cls.data_caveats),

@@ -29,6 +29,7 @@ class CrossEntropy(Method):
     paper = "https://arxiv.org/abs/2004.11362"
     needs_labels = True
     default_preset = "crop_flip"
+    exact_accumulation = True  # a mean over images (up to BatchNorm's statistics)
 
     def __init__(self, backbone: nn.Module, cfg: CrossEntropyConfig, num_classes: int) -> None:
         super().__init__(backbone, cfg, num_classes)

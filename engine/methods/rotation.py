@@ -60,6 +60,7 @@ class Rotation(Method):
     summary = "Predictive: classify the rotation (0/90/180/270) of an image; not for shapes."
     paper = "https://arxiv.org/abs/1803.07728"
     default_preset = "crop_flip"
+    exact_accumulation = True  # a mean over images (up to BatchNorm's statistics)
     data_caveats = {"shapes": ROTATION_NOTE}
 
     def __init__(self, backbone: nn.Module, cfg: RotationConfig, num_classes: int) -> None:

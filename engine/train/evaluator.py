@@ -34,6 +34,27 @@ class Stopped(Exception):  # noqa: N818 — a request, not an error
     """The run was asked to stop in the middle of an evaluation."""
 
 
+def classifier_top1(method: Method, h: np.ndarray, labels: np.ndarray) -> float | None:
+    """Test accuracy of a classifier method's own linear head (cross-entropy, FixMatch,
+    SESEMI: ``method.classifier`` on ``h``) on the query features ``h`` (N, D) with their
+    labels (N,); None for a method without one, or without labelled queries."""
+    head = getattr(method, "classifier", None)
+    keep = labels >= 0
+    if not keep.any():
+        return None
+    if not isinstance(head, torch.nn.Linear):  # another head: the method's own logits(h)
+        device = next(method.parameters()).device
+        with torch.no_grad(), eval_mode(method):
+            out = method.logits(torch.from_numpy(h[keep]).float().to(device))
+        if out is None:
+            return None
+        return float((out.float().argmax(1).cpu().numpy() == labels[keep]).mean())
+    w = head.weight.detach().float().cpu().numpy()  # (C, D)
+    b = head.bias.detach().float().cpu().numpy() if head.bias is not None else 0.0
+    logits = h[keep].astype(np.float32) @ w.T + b  # (N, C)
+    return float((logits.argmax(1) == labels[keep]).mean())
+
+
 @dataclass
 class Features:
     """Frozen ``h`` features of the kNN memory bank and queries, with their labels."""
@@ -134,6 +155,9 @@ class Evaluator:
                         bank[key], features.bank_labels, query[key], features.query_labels,
                         k=e.knn_k, temperature=e.knn_temperature,
                     )
+            top1 = classifier_top1(method, query["h"], features.query_labels)
+            if top1 is not None:
+                result["classifier_top1"] = top1
         for attr, values in ds.test.attributes.items():
             result[f"knn_{attr}"] = knn_top1(
                 bank["h"], ds.train.attributes[attr][self.bank_index].numpy(),

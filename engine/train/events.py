@@ -29,6 +29,9 @@ class StartEvent(TypedDict):
     total_steps: int | None  # None: the time budget alone ends the run
     max_seconds: float
     resumed_from: int | None  # the checkpoint's step when the run was resumed
+    #: what the backbone started from: {"init_from": {"run", "step"}} (another run's encoder)
+    #: or {"pretrained": {"file", "loaded", "skipped"}}; None for a random start
+    initialised_from: dict[str, Any] | None
     parameters: int
     dataset: dict[str, Any]  # Dataset.describe(), with "skipped" unreadable files
 
@@ -64,6 +67,7 @@ class EvalEvent(TypedDict, total=False):
     step: int
     knn_top1: float
     knn_top1_z: float
+    classifier_top1: float  # the method's own classifier on the test queries
     eval_seconds: float
 
 

@@ -47,6 +47,7 @@ from engine.device import (
 from engine.methods import METHODS, Batch, Method, StepOutput, build_method
 from engine.models import build_backbone
 from engine.train import checkpoint as ckpt
+from engine.train.accumulate import accumulated_step
 from engine.train.evaluator import Evaluator, Features, Stopped
 from engine.train.events import CheckpointEvent, Event, FinishedEvent, StartEvent, StepEvent
 from engine.train.order import DataOrder
@@ -120,11 +121,13 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         backbone = build_backbone(cfg.model.backbone, ds.channels, ds.image_size, cfg.model.width)
+        self.initialised_from = self._initial_weights(backbone)
         self.method = build_method(
             cfg.method.name, cfg.method.params, backbone, max(ds.num_classes, 1)
         ).to(self.device)
         self.trainable = any(p.requires_grad for p in self.method.parameters())
-        if self.schedule.trains and not any(p.requires_grad for p in backbone.parameters()):
+        if (self.schedule.trains and not self.method.freezes_backbone
+                and not any(p.requires_grad for p in backbone.parameters())):
             raise ValueError(
                 f"backbone {cfg.model.backbone!r} has no parameters to train; "
                 "use train.epochs=0 with train.max_seconds=0 to evaluate it as a baseline"
@@ -147,9 +150,13 @@ class Trainer:
         self.images, self.resident = self._place(ds.train.images, memory_limit)
         self.gather = None if self.resident else PinnedGather(self.images, self.device)
         self.labels = ds.train.labels.to(self.device)
+        if self.batch_size // t.accumulate < 2:
+            raise ValueError(f"train.accumulate: {t.accumulate} micro-batches of a batch of "
+                             f"{self.batch_size} leave fewer than 2 images each")
         self.order = DataOrder(len(ds.train), self.batch_size, self.steps_per_epoch, cfg.seed,
                                torch.nonzero(ds.train.labels >= 0).flatten(),
-                               self.method.labelled_fraction())
+                               self.method.labelled_fraction(),
+                               ds.train.labels if cfg.data.sampler == "balanced" else None)
         self.evaluator = Evaluator(cfg, ds, self.images, self.augment, self.device,
                                    self.amp_dtype)
         trains = self.trainable and self.schedule.trains
@@ -168,6 +175,20 @@ class Trainer:
         self.resumed_from: int | None = None
 
     # -- set-up -------------------------------------------------------------------------------
+    def _initial_weights(self, backbone: torch.nn.Module) -> dict[str, Any] | None:
+        """Load ``model.init_from`` (another run's encoder) or ``model.pretrained`` into the
+        new ``backbone``; what was loaded, or None for a random start."""
+        m = self.cfg.model
+        if m.init_from:
+            from engine.encoder.parent import load_parent
+
+            return {"init_from": load_parent(backbone, m.init_from, m.backbone, m.width)}
+        if m.pretrained:
+            from engine.models.pretrained import load_pretrained
+
+            return {"pretrained": load_pretrained(backbone, m.pretrained, m.backbone)}
+        return None
+
     def _place(self, images: torch.Tensor, limit: int | None) -> tuple[torch.Tensor, bool]:
         """The uint8 train split on the device when it fits in ``limit`` bytes (default
         :func:`resident_budget`), else in host memory, pinned for CUDA, to be streamed."""
@@ -260,6 +281,7 @@ class Trainer:
             total_steps=total if math.isfinite(total) else None,
             max_seconds=sched.max_seconds,
             resumed_from=self.resumed_from,
+            initialised_from=self.initialised_from,
             parameters=sum(p.numel() for p in self.method.parameters()),
             dataset=self.dataset.describe(),
         )
@@ -342,7 +364,7 @@ class Trainer:
             device=str(self.device),
         )
         yield {**finished, **{k: v for k, v in self.last_eval.items()
-                              if k.startswith(("knn_", "linear_"))}}
+                              if k.startswith(("knn_", "linear_", "classifier_"))}}
 
     def _step_event(
         self, loss_sum: torch.Tensor, n: int, logs_sum: dict[str, torch.Tensor], lr: float,
@@ -413,6 +435,14 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr if group.get("fixed_lr") else lr
         y = self.labels[idx.to(self.device)]
+        if self.cfg.train.accumulate > 1:  # micro-batches, one optimiser step
+            self.optimizer.zero_grad(set_to_none=True)
+            out = accumulated_step(self.method.training_step,
+                                   Batch(x, y, self.augment, self.generator),
+                                   self.cfg.train.accumulate, self._amp)
+            self.optimizer.step()
+            self.method.on_step_end(progress)
+            return out
         with self._amp():
             out = self._step_fn(Batch(x, y, self.augment, self.generator))
         self.optimizer.zero_grad(set_to_none=True)

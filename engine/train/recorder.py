@@ -81,9 +81,12 @@ class Recorder:
         elif kind == "start":
             self.run.write_summary({"status": "running", "device": event["device"],
                                     "dataset": event["dataset"],
-                                    "skipped_files": event["dataset"].get("skipped", 0)})
+                                    "skipped_files": event["dataset"].get("skipped", 0),
+                                    **({"initialised_from": event["initialised_from"]}
+                                       if event.get("initialised_from") else {})})
         elif kind == "eval":
-            self.run.write_summary({k: v for k, v in event.items() if k.startswith("knn_")})
+            self.run.write_summary({k: v for k, v in event.items()
+                                    if k.startswith(("knn_", "classifier_"))})
         elif kind == "finished":
             resumable = event["status"] in RESUMABLE and self.run.checkpoint_path() is not None
             self.run.write_summary({**event, "ended": time.time(), "resumable": resumable},
