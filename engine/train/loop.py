@@ -437,8 +437,7 @@ class Trainer:
         y = self.labels[idx.to(self.device)]
         if self.cfg.train.accumulate > 1:  # micro-batches, one optimiser step
             self.optimizer.zero_grad(set_to_none=True)
-            out = accumulated_step(self.method.training_step,
-                                   Batch(x, y, self.augment, self.generator),
+            out = accumulated_step(self._step_fn, Batch(x, y, self.augment, self.generator),
                                    self.cfg.train.accumulate, self._amp)
             self.optimizer.step()
             self.method.on_step_end(progress)
