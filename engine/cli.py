@@ -216,7 +216,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_lesson(args: argparse.Namespace) -> int:
     from engine.lessons import run_lesson_cli
 
-    return run_lesson_cli(args.name, args.runs_dir, quiet=args.quiet)
+    return run_lesson_cli(args.name, args.runs_dir, quiet=args.quiet,
+                          overrides=parse_sets(args.settings))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lesson", help="run a collapse-lab lesson headless and check it "
                        "(exit status 1 when an expected outcome is not reproduced)")
     p.add_argument("name", help="a lesson (python -m engine list lessons) or a lesson YAML file")
+    p.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                   help="forced on every run of the lesson, e.g. seed=1")
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_lesson)

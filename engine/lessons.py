@@ -15,7 +15,8 @@ A lesson is a YAML file in ``assets/lessons/``::
 
 A check compares a run's metric with a ``value`` or with another run's metric (``than``;
 same metric unless it names one) plus a ``margin``. Metrics come from :func:`run_metrics`.
-``fast: true`` marks a lesson cheap enough for the default test suite.
+``fast: true`` marks a lesson cheap enough for the default test suite. ``predict:`` poses a
+question before the runs (:mod:`engine.predictions`).
 
 ``python -m engine lesson NAME`` runs one by name (from ``assets/lessons/``) or from a path to
 a YAML file; it exits 1 when an expected outcome was not reproduced.
@@ -24,6 +25,7 @@ a YAML file; it exits 1 when an expected outcome was not reproduced.
 from __future__ import annotations
 
 import operator
+import os
 import sys
 import threading
 import time
@@ -34,10 +36,14 @@ from typing import Any
 import yaml
 
 from engine.config import RunConfig
+from engine.predictions import Prediction, parse_prediction
+from engine.train.events import StepEvent
 from engine.train.runner import Runner, run_foreground
 from engine.train.store import RunDir, RunStore
 
-LESSONS_DIR = Path(__file__).resolve().parents[1] / "assets" / "lessons"
+#: the lessons folder; ``SSL_STUDIO_LESSONS`` names another (a workshop's own lessons)
+LESSONS_DIR = Path(os.environ.get("SSL_STUDIO_LESSONS")
+                   or Path(__file__).resolve().parents[1] / "assets" / "lessons")
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         "==": operator.eq, "!=": operator.ne}
@@ -47,11 +53,19 @@ METRICS = frozenset({
     "status", "std_z", "std_ratio", "rank_z", "rank_h", "rank_z_fraction", "rank_h_fraction",
     "rank_z_peak", "alignment", "uniformity", "pos_cos", "neg_cos", "alarm", "alarm_severity",
     "loss_first", "loss_last", "loss_drop", "silhouette", "neighbour_purity",
+    "linear_top1",
 })
+#: measured only for some runs: the test accuracy of a method's own classifier head
+#: (cross-entropy, FixMatch, SESEMI)
+CLASSIFIER_METRICS = frozenset({"classifier_top1"})
+#: a method's own step log ``KEY`` (e.g. FixMatch's ``mask_rate``) as ``log_KEY_first`` or
+#: ``log_KEY_last``: its mean over the first or last tenth of the step events
+LOG_PREFIX, LOG_SUFFIXES = "log_", ("_first", "_last")
 
 
 def known_metric(name: str) -> bool:
-    return name in METRICS or name.startswith("knn_")
+    return (name in METRICS or name in CLASSIFIER_METRICS or name.startswith("knn_")
+            or (name.startswith(LOG_PREFIX) and name.endswith(LOG_SUFFIXES)))
 
 
 @dataclass
@@ -81,10 +95,13 @@ class Lesson:
     checks: list[Check]
     base: dict = field(default_factory=dict)
     fast: bool = False  # cheap enough for the default test suite
+    predict: Prediction | None = None  # the question posed before the runs (predict, then run)
+    #: settings forced on every run, over its own (``python -m engine lesson NAME seed=1``)
+    overrides: dict = field(default_factory=dict)
 
     def config(self, run_name: str) -> RunConfig:
         spec = next(r for r in self.runs if r["name"] == run_name)
-        overrides = {**self.base, **spec.get("set", {})}
+        overrides = {**self.base, **spec.get("set", {}), **self.overrides}
         cfg = RunConfig().with_overrides(overrides)
         return cfg.with_overrides({"name": f"{self.name}: {run_name}"})
 
@@ -144,7 +161,7 @@ def load_lesson(name: str | Path) -> Lesson:
     missing = [k for k in ("title", "teaches", "runs") if not d.get(k)]
     if missing:
         raise ValueError(f"lesson {name}: missing {', '.join(missing)}")
-    unknown = set(d) - {"title", "teaches", "runs", "checks", "base", "fast"}
+    unknown = set(d) - {"title", "teaches", "runs", "checks", "base", "fast", "predict"}
     if unknown:
         raise ValueError(f"lesson {name}: unknown key(s) {', '.join(sorted(unknown))}")
     runs = d["runs"]
@@ -163,6 +180,7 @@ def load_lesson(name: str | Path) -> Lesson:
         checks=[_parse_check(name, c, names) for c in d.get("checks") or []],
         base=d.get("base") or {},
         fast=bool(d.get("fast", False)),
+        predict=None if d.get("predict") is None else parse_prediction(name, d["predict"], names),
     )
     for r in lesson.runs:
         _validate_run(lesson, r["name"])
@@ -192,13 +210,22 @@ def run_metrics(run: RunDir) -> dict[str, Any]:
     views of one image, and of negative pairs, two different images), ``alarm`` (complete |
     dimensional | none) and ``alarm_severity`` (critical | warning | none). From the loss
     curve: ``loss_first``, ``loss_last``, ``loss_drop`` (first minus last, over the first and
-    last tenth).
-    From the last snapshot: ``silhouette`` and ``neighbour_purity`` of ``h`` by class.
+    last tenth). From the method's own step logs: ``log_<key>_first`` and ``log_<key>_last``
+    (e.g. FixMatch's ``log_mask_rate_first``, RotNet's ``log_rot_acc_last``), means over the
+    first and last tenth of the step events.
+    From the last snapshot: ``silhouette`` and ``neighbour_purity`` of ``h`` by class. From
+    the end of the run: ``linear_top1`` (a linear probe on frozen ``h``) and, for a method with
+    a classifier of its own (cross-entropy, FixMatch, SESEMI), ``classifier_top1``: that
+    classifier's test accuracy at the last evaluation.
     """
     summary = run.summary()
     out: dict[str, Any] = {k: v for k, v in summary.items() if k.startswith("knn_")}
     out["status"] = summary.get("status")
+    if summary.get("linear_top1") is not None:
+        out["linear_top1"] = summary["linear_top1"]
     evals = run.metrics("eval")
+    if evals and evals[-1].get("classifier_top1") is not None:
+        out["classifier_top1"] = evals[-1]["classifier_top1"]
     if len(evals) > 1:
         for k, v in evals[-1].items():
             if k.startswith("knn_") and k in evals[0]:
@@ -219,12 +246,20 @@ def run_metrics(run: RunDir) -> dict[str, Any]:
             out["rank_z_peak"] = max(trained)
         out["alarm"] = d.get("alarm", {}).get("kind", "none")
         out["alarm_severity"] = d.get("alarm", {}).get("severity", "none")
-    losses = [e["loss"] for e in run.metrics("step")]
+    steps = run.metrics("step")
+    losses = [e["loss"] for e in steps]
     if losses:
         tenth = max(1, len(losses) // 10)
         out["loss_first"] = sum(losses[:tenth]) / tenth
         out["loss_last"] = sum(losses[-tenth:]) / tenth
         out["loss_drop"] = out["loss_first"] - out["loss_last"]
+        for key in sorted({k for e in steps for k in e} - set(StepEvent.__annotations__)
+                          - {"time"}):
+            values = [e[key] for e in steps if isinstance(e.get(key), int | float)]
+            if values:
+                part = max(1, len(values) // 10)
+                out[f"{LOG_PREFIX}{key}_first"] = sum(values[:part]) / part
+                out[f"{LOG_PREFIX}{key}_last"] = sum(values[-part:]) / part
     if run.snapshots():
         from engine.eval.clusters import neighbour_purity, silhouette
 
@@ -278,10 +313,19 @@ def run_lesson(
     return runs, evaluate_checks(lesson, metrics)
 
 
-def run_lesson_cli(name: str, runs_dir: str | None, quiet: bool = False) -> int:
-    """``python -m engine lesson NAME``: prints each check with its number; 1 if one fails."""
+def run_lesson_cli(name: str, runs_dir: str | None, quiet: bool = False,
+                   overrides: dict[str, Any] | None = None) -> int:
+    """``python -m engine lesson NAME [KEY=VALUE ...]``: prints each check with its number; 1
+    if one fails. ``overrides`` are forced on every run (e.g. ``{"seed": 1}`` to repeat the
+    lesson with another seed)."""
     lesson = load_lesson(name)
+    if overrides:
+        lesson.overrides = dict(overrides)
+        for r in lesson.runs:
+            _validate_run(lesson, r["name"])
     print(f"# {lesson.title}\n\n{lesson.teaches}\n")
+    if lesson.predict is not None:
+        print(f"Predict: {lesson.predict.question} ({' / '.join(lesson.predict.options)})\n")
     store = RunStore(runs_dir)
     started = time.perf_counter()
 
@@ -294,6 +338,10 @@ def run_lesson_cli(name: str, runs_dir: str | None, quiet: bool = False) -> int:
     runs, results = run_lesson(lesson, store, on_event=progress)
     for run_name, run in runs.items():
         print(f"run {run_name!r}: {run.path}")
+    if lesson.predict is not None:
+        metrics = {n: run_metrics(r) for n, r in runs.items()}
+        print(f"Answer: {lesson.predict.outcome(metrics)} "
+              f"({lesson.predict.describe_answer()})")
     for r in results:
         print(r.line())
     passed = sum(r.passed for r in results)
@@ -352,9 +400,13 @@ class LessonRunner:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def results(self) -> list[CheckResult] | None:
-        """The checks once every run has finished, else None (still going, or stopped)."""
+    def metrics(self) -> dict[str, dict[str, Any]] | None:
+        """Every run's metrics (by run name) once every run has finished, else None."""
         if self.alive or len(self.run_ids) < len(self.lesson.runs):
             return None
-        metrics = {n: run_metrics(self.registry.run(i)) for n, i in self.run_ids.items()}
-        return evaluate_checks(self.lesson, metrics)
+        return {n: run_metrics(self.registry.run(i)) for n, i in self.run_ids.items()}
+
+    def results(self) -> list[CheckResult] | None:
+        """The checks once every run has finished, else None (still going, or stopped)."""
+        metrics = self.metrics()
+        return None if metrics is None else evaluate_checks(self.lesson, metrics)

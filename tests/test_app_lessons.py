@@ -109,3 +109,80 @@ def test_a_lesson_run_from_the_page_shows_its_outcomes(runs_dir, tiny_lessons):
     again.selectbox(key="lesson_name").set_value("a_tiny").run()
     no_exception(again)
     assert "Outcomes: 1 of 2 reproduced" in texts(again)
+
+
+@pytest.fixture
+def asked_lesson(tmp_path, monkeypatch):
+    """A lessons folder with one tiny lesson that poses a question whose answer is measured."""
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    (folder / "asked.yaml").write_text(yaml.safe_dump({
+        "title": "A tiny lesson with a question",
+        "teaches": "Two runs of four steps. One is asked about first. It is for the tests.",
+        "base": TINY,
+        "runs": [{"name": "first", "set": {"method.name": "simclr"}},
+                 {"name": "second", "set": {"method.name": "simsiam"}}],
+        "checks": [{"run": "first", "metric": "status", "op": "==", "value": "finished"}],
+        "predict": {"question": "Which run ends with the more steps per image?",
+                    "answer": {"highest": "knn_top1"}},
+    }))
+    monkeypatch.setattr(lessons, "LESSONS_DIR", folder)
+    return folder
+
+
+def test_predict_then_run(runs_dir, asked_lesson, monkeypatch):
+    """The Run button waits for a recorded prediction; after the runs the page shows the
+    participant's answer against the measured one; the instructor sees the room's answers."""
+    from engine.predictions import answer_of, record_answer
+
+    monkeypatch.setenv("SSL_STUDIO_INSTRUCTOR_TOKEN", "s3cret")  # read when the server starts
+    at = open_page()
+    no_exception(at)
+    assert "Which run ends with the more steps per image?" in texts(at)
+    assert at.button(key="lesson_run").disabled, "no running before a prediction"
+    assert at.button(key="predict_save_asked").disabled, "nothing chosen yet"
+    at.radio(key="predict_asked").set_value("second").run()
+    at.button(key="predict_save_asked").click().run()
+    no_exception(at)
+    assert answer_of(runs_dir, "asked", "tester") == "second"
+    assert "Your prediction: **second**" in texts(at)
+    assert not at.button(key="lesson_run").disabled
+    record_answer(runs_dir, "asked", "Ada", "first")  # another participant, another process
+    at.button(key="lesson_run").click().run()
+    no_exception(at)
+
+    from app.lesson_runs import runner_of
+
+    runner = runner_of("asked")
+    deadline = time.time() + 240
+    while runner.alive and time.time() < deadline:
+        time.sleep(0.5)
+    assert not runner.alive, "the tiny lesson did not finish in 4 minutes"
+    at.run()
+    no_exception(at)
+    metrics = runner.metrics()
+    right = "first" if metrics["first"]["knn_top1"] >= metrics["second"]["knn_top1"] else "second"
+    shown = texts(at)
+    assert "Your prediction against the outcome" in shown
+    verdict = [s.value for s in at.success] + [w.value for w in at.warning]
+    mine = [v for v in verdict if "You predicted second" in v]
+    assert mine and f"outcome: {right}".lower() in mine[0].lower(), verdict
+    assert ("right." in mine[0]) == (right == "second")
+    assert f"{metrics['first']['knn_top1']:.3f}" in mine[0], "the measured numbers are shown"
+    assert "The room's predictions** (2 answers)" in shown
+    assert "- first" in shown and ": 1 (50%)" in shown
+
+    assert "Who answered what" not in [e.label for e in at.expander], "for the instructor"
+    # the instructor sees who answered what, and may clear the round
+    teacher = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    teacher.query_params["who"] = "teacher"
+    teacher.query_params["token"] = "s3cret"
+    teacher.run()
+    teacher.switch_page(PAGE).run()
+    no_exception(teacher)
+    shown = texts(teacher)
+    assert "- Ada: first" in shown and "- tester: second" in shown
+    teacher.button(key="predict_clear_asked").click().run()
+    no_exception(teacher)
+    assert answer_of(runs_dir, "asked", "tester") is None
+    assert "The room's predictions** (0 answers)" in texts(teacher)

@@ -5,6 +5,8 @@ does not hold."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,8 @@ REQUIRED = {
     "supcon_vs_cross_entropy": None,
     "simclr_temperature": None,
     "dimensional_collapse": ("==", "dimensional"),
+    "triplet_mining": ("==", "complete"),
+    "margin_collapse": ("==", "complete"),
 }
 #: all fast lessons together, in training steps: at 16 px with the narrow CNN a 2-core CPU takes
 #: about 15 steps a second when idle, so they stay within about 3 minutes with evaluations;
@@ -199,6 +203,28 @@ def test_a_tiny_lesson_measures_every_metric(tmp_path, capsys):
     assert {"knn_top1", "knn_colour"} <= set(m)
     assert m["alarm"] in ("none", "complete", "dimensional")
     assert 0 < m["rank_z_fraction"] <= 1 and 0 < m["std_ratio"] < 2
+    assert "classifier_top1" not in m, "SimCLR has no classifier of its own"
+
+
+def test_a_classifier_and_its_step_logs_are_measured(tmp_path):
+    """A method with its own classifier reports that classifier's test accuracy; a method's
+    step logs (cross-entropy's train_acc) are measured over the first and last tenth."""
+    checks = [{"run": "a", "metric": "classifier_top1", "op": ">=", "value": 0},
+              {"run": "a", "metric": "log_train_acc_last", "op": ">=", "value": 0}]
+    path = write_lesson(tmp_path, checks, runs=[
+        {"name": "a", "set": {"method.name": "cross_entropy", "method.labelled_only": True,
+                              "data.labels_per_class": 4}},
+        {"name": "b", "set": {"method.name": "simclr"}}])
+    runs, results = lessons.run_lesson(load_lesson(path), lessons.RunStore(tmp_path / "runs"))
+    assert all(r.passed for r in results), [r.line() for r in results]
+    m = lessons.run_metrics(runs["a"])
+    assert 0 <= m["classifier_top1"] <= 1 and 0 <= m["log_train_acc_first"] <= 1
+    assert "log_time_last" not in m, "the recorder's clock is not a log"
+    last_eval = runs["a"].metrics("eval")[-1]
+    assert m["classifier_top1"] == last_eval["classifier_top1"]
+    with pytest.raises(ValueError, match="unknown metric"):
+        load_lesson(write_lesson(tmp_path, [{"run": "a", "metric": "log_train_acc",
+                                             "op": ">", "value": 0}]))
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -228,3 +254,19 @@ def test_cli_lesson_exits_non_zero_when_a_check_fails(tmp_path):
     assert "[FAIL] kNN accuracy above 150 %" in out.stdout
     assert "1 of 2 expected outcomes reproduced" in out.stdout
     assert _cli("lesson", "no_such_lesson").returncode == 2
+
+
+def test_cli_lesson_settings_are_forced_on_every_run(tmp_path):
+    """``python -m engine lesson NAME seed=1``: the lesson again with another seed."""
+    checks = [{"run": "a", "metric": "status", "op": "==", "value": "finished"}]
+    path = write_lesson(tmp_path, checks, predict={"question": "Which ends higher?",
+                                                   "answer": {"highest": "knn_top1"}})
+    runs = tmp_path / "runs"
+    out = _cli("lesson", str(path), "seed=3", "--runs-dir", str(runs), "--quiet")
+    assert out.returncode == 0, out.stdout + out.stderr
+    seeds = [json.loads(p.read_text())["seed"] for p in runs.glob("*/config.json")]
+    assert seeds == [3, 3]
+    assert "Predict: Which ends higher? (a / b)" in out.stdout
+    assert re.search(r"Answer: [ab] \(the run with the highest knn_top1\)", out.stdout)
+    bad = _cli("lesson", str(path), "train.no_such_key=1", "--runs-dir", str(runs))
+    assert bad.returncode != 0 and "no_such_key" in bad.stdout + bad.stderr

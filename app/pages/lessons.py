@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import live
+from app import lesson_predict, live
 from app.lesson_runs import runner_of, start_lesson
 from engine.lessons import CheckResult, Lesson, LessonRunner, list_lessons, load_lesson
 
@@ -68,8 +68,10 @@ def controls(lesson: Lesson, runner: LessonRunner | None) -> None:
             st.rerun()
         return
     label = "Run this lesson" if runner is None else "Run it again"
+    waiting = lesson.predict is not None and lesson_predict.my_answer(lesson) is None
     if cols[0].button(label, icon=":material/play_arrow:", type="primary", key="lesson_run",
-                      width="stretch"):
+                      width="stretch", disabled=waiting,
+                      help="Record your prediction first." if waiting else None):
         start_lesson(lesson)
         st.rerun()
 
@@ -136,15 +138,22 @@ def main() -> None:
     if lesson is None:
         return
     describe(lesson)
+    lesson_predict.ask(lesson)
     runner = runner_of(lesson.name)
     controls(lesson, runner)
     if runner is None:
         st.info("Press **Run this lesson** to train its runs one after another and watch them "
                 "side by side.")
+        lesson_predict.room(lesson)
         return
     st.fragment(runs_side_by_side, run_every=POLL_SECONDS if runner.alive else None)(
         lesson.name)
     results(runner)
+    metrics = runner.metrics()
+    if metrics is None:
+        lesson_predict.room(lesson)
+    else:
+        lesson_predict.outcome(lesson, metrics)
 
 
 main()

@@ -65,7 +65,8 @@ def pairwise_margin_contrastive(z: Tensor, labels: Tensor, margin: float = 1.0) 
     Args:
         z: (B, D) embeddings (not normalised here; see :func:`margin_contrastive`).
         labels: (B,) integer labels; pairs involving a ``-1`` (unlabelled) sample are ignored.
-        margin: m > 0, in the units of ``z``.
+        margin: m >= 0, in the units of ``z`` (0: only similar pairs count, a loss that
+            every embedding collapsed to one point minimises).
 
     Returns:
         Scalar: mean of ``1/2 d^2`` (same class) or ``1/2 relu(m - d)^2`` over valid

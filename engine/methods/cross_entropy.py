@@ -19,6 +19,10 @@ class CrossEntropyConfig:
     label_smoothing: float = param(
         0.0, "Label smoothing epsilon (0 = plain cross-entropy).", 0, 0.5
     )
+    labelled_only: bool = param(
+        False, "Draw every batch from the labelled images only (at random, with replacement): "
+        "when only some images have labels (data.labels_per_class) the others give "
+        "cross-entropy nothing to learn from. The baseline of the semi-supervised methods.")
 
 
 @METHODS.register("cross_entropy")
@@ -36,6 +40,9 @@ class CrossEntropy(Method):
         if num_classes < 2:
             raise ValueError("cross-entropy needs a labelled data set with at least 2 classes")
         self.classifier = nn.Linear(backbone.out_dim, num_classes)
+
+    def labelled_fraction(self) -> float | None:
+        return 1.0 if self.cfg.labelled_only else None
 
     def training_step(self, batch: Batch) -> StepOutput:
         logits = self.classifier(self.backbone(batch.view(0)))  # (B, num_classes)

@@ -30,7 +30,9 @@ from engine.models.heads import mlp
 class MarginConfig:
     margin: float = param(
         1.0, "m: dissimilar pairs farther apart than m cost nothing. Distances are between "
-        "unit vectors, so they lie in [0, 2]; random directions sit near 1.41.", 0.01, 2.0)
+        "unit vectors, so they lie in [0, 2]; random directions sit near 1.41. 0 = no margin: "
+        "nothing pushes dissimilar pairs apart, and every embedding collapses to one point "
+        "(lesson margin_collapse).", 0.0, 2.0)
     use_labels: bool = param(
         True, "Form similar pairs from class labels where the image has one. Off: only the two "
         "views of an image are similar (self-supervised).")
