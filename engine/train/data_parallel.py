@@ -48,9 +48,6 @@ def uses_sync_batchnorm(method: Method, cfg: RunConfig) -> bool:
 def wrap(method: Method, cfg: RunConfig) -> Callable[[Batch], StepOutput]:
     """The training step of ``method`` run by DDP (after converting its batch norms when
     :func:`uses_sync_batchnorm`); call it in place of ``method.training_step``."""
-    if getattr(cfg.train, "accumulate", 1) > 1:
-        raise ValueError("train.accumulate > 1 does not combine with several processes yet: "
-                         "raise the number of processes or the batch instead")
     if uses_sync_batchnorm(method, cfg):
         SyncBatchNorm.convert(method)
     if not any(p.requires_grad for p in method.parameters()):

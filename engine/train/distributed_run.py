@@ -137,6 +137,7 @@ def _rank0(
         run.write_summary({"processes": ctx.world, **owner_fields()})
         try:
             if state is not None:
+                (run.path / STOP_FILE).unlink(missing_ok=True)  # the stop that ended it before
                 run.truncate_metrics(int(state["step"]))
                 recorder(StatusEvent(type="status", status="resumed", step=int(state["step"])))
             return _drive(cfg, ctx, recorder, _StopFile(run, stop), dataset, state, stop)

@@ -1,0 +1,115 @@
+"""Runs on two processes (torchrun, gloo on the CPU), started as the app's launcher starts them:
+one complete run directory, a clean stop that resumes on one process, and a killed process that
+ends the run failed with the reason. Tiny runs on the shapes set; each takes torchrun's start
+(a few seconds) plus a few seconds of training."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.config import RunConfig
+from engine.train.launch import launch
+from engine.train.store import RunStore
+
+#: one process's threads: two processes share a 2-core machine
+ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def tiny(epochs: float) -> RunConfig:
+    return RunConfig().with_overrides({
+        "method.name": "simclr", "data.train_size": 256, "data.test_size": 128,
+        "train.batch_size": 32, "train.epochs": epochs, "train.max_seconds": 0,
+        "train.device": "cpu", "eval.knn_train_size": 128, "eval.snapshot_size": 32,
+        "eval.every_seconds": 3600, "eval.diagnostics_every_steps": 0,
+    })
+
+
+def wait_for(check, timeout: float = 120.0) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.2)
+
+
+def steps_written(run) -> int:  # noqa: ANN001
+    return len(run.metrics("step")) if (run.path / "metrics.jsonl").exists() else 0
+
+
+def workers(pid: int) -> dict[int, int]:
+    """rank -> pid of torchrun's worker processes (children of its agent ``pid``)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            for item in env:
+                if item.startswith(b"RANK="):
+                    found[int(item[5:])] = int(entry.name)
+    return found
+
+
+def test_two_processes_write_one_complete_run(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    job = launch(tiny(epochs=1), store, nproc=2, env=ENV)
+    assert job.wait(timeout=300) == 0, (job.run.path / "torchrun.log").read_text()[-3000:]
+    assert [r.id for r in store.list()] == [job.run.id]  # rank 1 wrote nothing of its own
+    run = job.run
+    summary = run.summary()
+    assert summary["status"] == "finished" and summary["processes"] == 2
+    assert summary["steps"] == 8  # 256 images / global batch 32, one epoch
+    assert 0 <= summary["knn_top1"] <= 1
+    assert len(run.metrics("eval")) >= 1 and len(run.metrics("start")) == 1
+    assert run.checkpoint_path() is not None and run.snapshots()
+
+
+def test_a_stop_is_clean_and_the_run_resumes_on_one_process(tmp_path):
+    import subprocess
+    import sys
+
+    store = RunStore(tmp_path / "runs")
+    job = launch(tiny(epochs=20), store, nproc=2, env=ENV)
+    wait_for(lambda: steps_written(job.run) > 0 or not job.alive, timeout=300)
+    assert job.stop(timeout=120)  # ended by the stop file, without a signal
+    summary = job.run.summary()
+    assert summary["status"] == "stopped", summary
+    assert summary["resumable"] and 0 < summary["steps"] < 160
+    # a checkpoint of 2 processes goes on in one
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "resume", job.run.id, "--runs-dir", str(store.root),
+         "--quiet"], env={**os.environ, **ENV}, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = job.run.summary()
+    assert summary["status"] == "finished" and summary["steps"] == 160
+
+
+def test_killing_one_process_fails_the_run_with_the_reason(tmp_path):
+    from app.run_info import row
+
+    store = RunStore(tmp_path / "runs")
+    job = launch(tiny(epochs=50), store, nproc=2, env=ENV)
+    wait_for(lambda: steps_written(job.run) > 0 or not job.alive, timeout=300)
+    ranks = workers(job.process.pid)
+    assert set(ranks) == {0, 1}
+    os.kill(ranks[1], signal.SIGKILL)
+    assert job.wait(timeout=180) != 0
+    summary = job.run.summary()
+    assert summary["status"] == "failed", summary
+    assert "a process of this 2-process run ended" in summary["reason"]
+    assert "2-process run ended" in row(job.run)["error"]  # what the Runs and Train pages show
+
+
+@pytest.mark.parametrize("nproc", [0, 1])
+def test_launch_refuses_fewer_than_two_processes(tmp_path, nproc):
+    with pytest.raises(ValueError, match="at least 2"):
+        launch(tiny(epochs=1), RunStore(tmp_path / "runs"), nproc=nproc)
+    assert not list((tmp_path / "runs").iterdir())
