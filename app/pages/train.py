@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from app import charts, controls, images, live, participants
+from app import all_gpus, charts, controls, images, live, participants
 from app.controls import submit
 from app.forms import view_editor
 from app.participants import Actor
@@ -156,6 +156,7 @@ def main() -> None:
         name = st.text_input("Run name (optional)", key="run_name")
         go = st.button("Train", icon=":material/rocket_launch:", type="primary", width="stretch",
                        key="train")
+        all_gpus_slot = st.empty()  # "Train on all GPUs", on a machine with several
     quick = dataset_is_quick(data_cfg)
 
     run_id = selected_run() or my_live_run(actor.name)
@@ -177,6 +178,8 @@ def main() -> None:
     )
     if go:
         start(cfg, quick, actor)
+    with all_gpus_slot.container():
+        all_gpus.button(cfg, actor)
     error = start_error(cfg)
     if error:
         error_box.error(f"**Cannot start the run:** {error}", icon=":material/error:")
@@ -185,7 +188,8 @@ def main() -> None:
     with tab_live:
         if run_id:
             with top[1]:
-                controls.buttons(run_id, actor)
+                if not all_gpus.controls(run_id):
+                    controls.buttons(run_id, actor)
             live.show(run_id)
         else:
             st.info("No run on screen. Pick a data set and a method in the sidebar (the "
