@@ -30,6 +30,7 @@ EVAL_QUERIES = [250, 500, 1000, 2000]
 #: sized (no smaller than half the image)
 SMALL_OBJECT_DATASETS = ("shapes", "digits")
 OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD + momentum"}
+SAMPLERS = {"uniform": "uniform", "balanced": "every class in every batch"}
 #: TrainConfig field -> its words in the form
 TRAIN_LABELS = {"batch_size": "batch size", "lr": "learning rate",
                 "warmup_epochs": "warm-up (epochs)", "weight_decay": "weight decay"}
@@ -54,8 +55,15 @@ def data_setup() -> DataConfig:
                                    "data_train_size", step=1000)
         labels = setting_input("data.labels_per_class", "Labels per class (0 = all)",
                                "data_labels", step=10)
+        noise = setting_input("data.label_noise", "Label noise (fraction flipped)",
+                              "data_label_noise", step=0.05, format="%.2f")
+        imbalance = setting_input("data.imbalance", "Class imbalance (largest / smallest)",
+                                  "data_imbalance", step=1.0, format="%.1f")
+        sampler = setting_select("data.sampler", "Batches", "data_sampler", widget="radio",
+                                 horizontal=True, format_func=SAMPLERS.get)
     return DataConfig(name=name, root=root, image_size=int(size), train_size=int(train_size),
-                      labels_per_class=int(labels))
+                      labels_per_class=int(labels), label_noise=float(noise),
+                      imbalance=float(imbalance), sampler=sampler)
 
 
 def method_setup(data_name: str) -> tuple[str, dict, dict]:
@@ -116,9 +124,38 @@ def budget_setup(method_defaults: dict[str, float]) -> TrainConfig:
                                float(own["warmup_epochs"]), step=0.1)
         decay = setting_input("train.weight_decay", "Weight decay", key("weight_decay"),
                               float(own["weight_decay"]), step=1e-5, format="%.5f")
+        accumulate = setting_input("train.accumulate", "Micro-batches per step (accumulation)",
+                                   "train_accumulate", step=1)
     return TrainConfig(batch_size=int(batch), epochs=float(epochs), max_seconds=max_seconds,
                        optimizer=optimizer, lr=float(lr), momentum=float(momentum),
-                       warmup_epochs=float(warmup), weight_decay=float(decay))
+                       warmup_epochs=float(warmup), weight_decay=float(decay),
+                       accumulate=int(accumulate))
+
+
+def accumulation_warning(desc: dict, train: TrainConfig) -> str | None:
+    """Words for the form when accumulation is set for a method it only approximates
+    (``Method.exact_accumulation``, ``engine.train.accumulate``); None otherwise."""
+    k = train.accumulate
+    if k <= 1 or desc["exact_accumulation"]:
+        return None
+    micro = (train.batch_size or 0) // k
+    return (f"Accumulation is approximate for {desc['name']}: each of the {k} micro-batches "
+            f"of {micro} images sees only its own images (as negatives, as positives, in its "
+            f"batch statistics), so a step is not the same as one batch of "
+            f"{train.batch_size}. It is exact for cross_entropy, rotation and classifier.")
+
+
+def start_setup() -> tuple[str, str]:
+    """Where the backbone starts: ``model.pretrained`` and ``model.init_from``."""
+    with st.expander("Starting weights"):
+        pretrained = st.text_input("Pretrained weights", key="model_pretrained",
+                                   placeholder="imagenet, or a .pth file",
+                                   help=setting_help("model.pretrained"))
+        init_from = st.text_input("Start from run (its encoder)", key="model_init_from",
+                                  placeholder="a run id",
+                                  help=setting_help("model.init_from") + " With method "
+                                  "classifier: the second stage, frozen or fine-tuned.")
+    return pretrained.strip(), init_from.strip()
 
 
 def eval_setup() -> EvalConfig:

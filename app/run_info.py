@@ -60,15 +60,21 @@ def label(run: RunDir, with_status: bool = True) -> str:
     return f"{name} · {owner(run)} · {when(created(run))}{status}"
 
 
+def parent_id(init_from: str) -> str:
+    """The run a run started from (``model.init_from``: a run id or a run directory), as a
+    run id; "" for none."""
+    return init_from.rstrip("/").rsplit("/", 1)[-1] if init_from else ""
+
+
 def row(run: RunDir) -> dict[str, Any]:
     """One line of the runs table."""
     s = run.summary()
     try:
         cfg = run.config()
         method, data, backbone = cfg.method.name, cfg.data.name, cfg.model.backbone
-        name = cfg.name
+        name, parent = cfg.name, parent_id(cfg.model.init_from)
     except Exception:  # noqa: BLE001
-        method = data = backbone = name = "?"
+        method = data = backbone = name = parent = "?"
     attrs = {k[4:]: v for k, v in s.items() if k.startswith("knn_") and k not in (
         "knn_top1", "knn_top1_z")}
     return {
@@ -81,6 +87,8 @@ def row(run: RunDir) -> dict[str, Any]:
         "name": name,
         "kNN top-1": s.get("knn_top1"),
         "linear probe": s.get("linear_top1"),
+        "classifier top-1": s.get("classifier_top1"),
+        "parent": parent,
         **{f"kNN {k}": v for k, v in attrs.items()},
         "steps": s.get("steps"),
         "images/s": s.get("images_per_s"),

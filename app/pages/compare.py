@@ -53,19 +53,56 @@ def metrics_table(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.
         table.append({
             "run": label(run),
             "step": snap.step,
+            "epochs": epochs_at(run, snap.step),
+            "seconds": seconds_at(run, snap.step),
             f"kNN top-1 ({colouring})": ev.get(knn_key),
             f"precision@{k} ({colouring})": cmp[f"precision_{side}"],
             "silhouette": sil,
             "linear probe (final)": run.summary().get("linear_top1"),
+            "classifier (final)": run.summary().get("classifier_top1"),
         })
+    formats = {"epochs": "%.1f", "seconds": "%.0f"}
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                 column_config={c: st.column_config.NumberColumn(format=formats.get(c, "%.3f"))
                                 for c in table[0] if c not in ("run", "step")})
+    budget_note(table)
     st.caption(f"Neighbourhood overlap (mean Jaccard of the top-{k} neighbour sets of each "
                f"image under the two runs): **{cmp['overlap']:.2f}**. Precision@{k}: the share of "
                "an image's neighbours with its label; silhouette: how well separated the label "
                "clusters are (cosine, −1 to 1); linear probe: test accuracy of a linear head "
-               "trained on the frozen final encoder (SupCon's second stage), for any method.")
+               "trained on the frozen final encoder (SupCon's second stage), for any method; "
+               "classifier: the test accuracy of the run's own classifier (cross-entropy's, "
+               "or a second-stage run's head).")
+
+
+def epochs_at(run, step: int) -> float | None:  # noqa: ANN001
+    """Epochs of training at ``step`` (the run's steps per epoch, from its start event)."""
+    starts = run.metrics("start")
+    per = starts[-1].get("steps_per_epoch") if starts else None
+    return step / per if per else None
+
+
+def seconds_at(run, step: int) -> float | None:  # noqa: ANN001
+    """The run's own seconds of training when it reached ``step`` (its nearest step event)."""
+    steps = [e for e in run.metrics("step") if e.get("step", 0) <= step]
+    return steps[-1].get("elapsed") if steps else None
+
+
+def budget_note(table: list[dict]) -> None:
+    """Say which budget the two columns share: a comparison of methods at unequal training
+    (SupCon's step costs about two of cross-entropy's, so an equal time budget gives it half
+    the steps) measures the budgets as much as the methods."""
+    a, b = (row.get("epochs") for row in table)
+    if a is None or b is None:
+        return
+    if abs(a - b) <= 0.1 * max(a, b):
+        st.caption(f"Same budget: both at {a:.1f} epochs of training (the maps and numbers "
+                   "above compare methods, not budgets).")
+        return
+    st.warning(f"Unequal budgets: A at {a:.1f} epochs, B at {b:.1f}. Silhouette and kNN move "
+               "with training, so part of the difference is the budget. For a fair comparison "
+               "train both for the same number of epochs (Train page: Budget, Epochs), or pick "
+               "steps with the same epochs above.", icon=":material/balance:")
 
 
 def maps_fragment(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.ndarray],

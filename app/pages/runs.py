@@ -96,8 +96,12 @@ def main() -> None:
     knn_cols = ["kNN top-1", *attr_cols]
     named = ["name"] if any(t["name"] for t in table) else []
     errors = ["error"] if any(t["error"] for t in table) else []
-    order = ["status", "owner", "method", "data", "backbone", *named, *knn_cols, "steps",
-             "images/s", "created", *errors, "run"]
+    # second-stage runs: the run whose encoder they start from, and their classifier's accuracy
+    staged = ["parent"] if any(t["parent"] for t in table) else []
+    classifier = ["classifier top-1"] if any(t["classifier top-1"] is not None
+                                             for t in table) else []
+    order = ["status", "owner", "method", "data", "backbone", *named, *staged, *knn_cols,
+             *classifier, "steps", "images/s", "created", *errors, "run"]
     table = [{c: t.get(c) for c in order} for t in table]
     event = st.dataframe(
         table, key=table_key(table), on_select="rerun", selection_mode="multi-row",
@@ -106,6 +110,11 @@ def main() -> None:
             "kNN top-1": st.column_config.NumberColumn("kNN class", format="%.3f",
                                                        help="kNN top-1 accuracy on the class"),
             **{c: st.column_config.NumberColumn(c, format="%.3f") for c in attr_cols},
+            "classifier top-1": st.column_config.NumberColumn(
+                format="%.3f", help="Test accuracy of the run's own classifier (cross-entropy, "
+                "or a second stage's head)"),
+            "parent": st.column_config.TextColumn(help="The run whose encoder this one "
+                                                  "started from (model.init_from)"),
             "images/s": st.column_config.NumberColumn(format="%.0f"),
             "error": st.column_config.TextColumn(width="medium"),
         },

@@ -11,12 +11,14 @@ from app.controls import submit
 from app.forms import view_editor
 from app.participants import Actor
 from app.run_form import (
+    accumulation_warning,
     augment_preset,
     backbone_setup,
     budget_setup,
     data_setup,
     eval_setup,
     method_setup,
+    start_setup,
 )
 from app.run_info import ACTIVE, owner, pick_run, run_status
 from app.state import dataset, dataset_is_quick, registry, select_run, selected_run
@@ -150,8 +152,12 @@ def main() -> None:
         data_cfg = data_setup()
         method, params, desc = method_setup(data_cfg.name)
         backbone = backbone_setup()
+        pretrained, init_from = start_setup()
         preset = augment_preset(desc["default_preset"], data_cfg.name)
         train_cfg = budget_setup(desc["train_defaults"])
+        warning = accumulation_warning(desc, train_cfg)
+        if warning:
+            st.warning(warning, icon=":material/warning:")
         eval_cfg = eval_setup()
         name = st.text_input("Run name (optional)", key="run_name")
         go = st.button("Train", icon=":material/rocket_launch:", type="primary", width="stretch",
@@ -172,7 +178,8 @@ def main() -> None:
     with tab_aug:
         aug = augment_tab(preset, data_cfg, quick)
     cfg = RunConfig(
-        data=data_cfg, model=ModelConfig(backbone=backbone), augment=aug,
+        data=data_cfg, model=ModelConfig(backbone=backbone, pretrained=pretrained,
+                                         init_from=init_from), augment=aug,
         method=MethodConfig(name=method, params=params), train=train_cfg,
         eval=eval_cfg, name=name,
     )
