@@ -5,6 +5,7 @@ ends the run failed with the reason. Tiny runs on the shapes set; each takes tor
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -113,3 +114,30 @@ def test_launch_refuses_fewer_than_two_processes(tmp_path, nproc):
     with pytest.raises(ValueError, match="at least 2"):
         launch(tiny(epochs=1), RunStore(tmp_path / "runs"), nproc=nproc)
     assert not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_a_one_process_checkpoint_resumes_on_two_processes(tmp_path):
+    import subprocess
+    import sys
+
+    store = RunStore(tmp_path / "runs")
+    cfg_path = tmp_path / "run.json"
+    cfg_path.write_text(json.dumps(tiny(epochs=20).to_dict()))
+    one = subprocess.Popen(
+        [sys.executable, "-m", "engine", "train", "--config", str(cfg_path), "--runs-dir",
+         str(store.root), "--quiet"], env={**os.environ, **ENV}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    wait_for(lambda: store.list() and steps_written(store.list()[0]) > 0, timeout=300)
+    one.send_signal(signal.SIGINT)  # interrupted at the next step, with a checkpoint
+    one.wait(timeout=120)
+    [run] = store.list()
+    assert run.summary()["status"] == "interrupted"
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         "-m", "engine", "resume", run.id, "--runs-dir", str(store.root), "--quiet"],
+        env={**os.environ, **ENV}, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = run.summary()
+    assert summary["status"] == "finished" and summary["steps"] == 160
+    assert summary["processes"] == 2

@@ -44,6 +44,7 @@ from engine.train import checkpoint
 from engine.train.events import FailedEvent, StatusEvent
 from engine.train.loop import Trainer
 from engine.train.recorder import Heartbeat, Recorder, StopRequest, explain
+from engine.train.runner import check_resumable
 from engine.train.store import RunDir, RunStore, owner_fields
 
 #: a file in the run directory that asks a distributed run to stop (the launcher writes it)
@@ -171,10 +172,9 @@ def train(
         state = None
         if resume_id is not None:
             run = store.get(resume_id)
-            path = run.checkpoint_path()
-            if path is None:
-                raise ValueError(f"run {resume_id} has no checkpoint to resume from")
-            state = checkpoint.load(path)
+            check_resumable(run)  # every process, before rank 0 marks it live again
+            state = checkpoint.load(run.checkpoint_path())
+            torch.distributed.barrier()
         if not ctx.main:
             _follower(cfg, ctx, dataset, state)
             return 0
