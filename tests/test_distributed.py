@@ -82,3 +82,27 @@ def test_one_process_never_enters_distributed_code(monkeypatch):
     x = torch.randn(4, 3, requires_grad=True)
     assert distributed.gather(x) is x
     assert not torch.distributed.is_initialized()
+
+
+@pytest.mark.parametrize("name", ["simclr", "moco", "byol"])
+def test_a_one_process_run_never_calls_torch_distributed(monkeypatch, name):
+    from engine.config import RunConfig
+    from engine.train.loop import Trainer
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("torch.distributed called by a one-process run")
+
+    for fn in ("init_process_group", "all_gather", "all_reduce", "broadcast", "barrier"):
+        monkeypatch.setattr(torch.distributed, fn, refuse)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    cfg = RunConfig().with_overrides({
+        "method.name": name, "data.train_size": 64, "data.test_size": 32,
+        "train.batch_size": 16, "train.epochs": 1, "train.max_seconds": 0, "train.device": "cpu",
+        "eval.knn_train_size": 32, "eval.snapshot_size": 0, "eval.linear_probe": False,
+        "eval.diagnostics_every_steps": 0,
+    })
+    trainer = Trainer(cfg)
+    assert trainer.dist is None and trainer.world == 1
+    assert trainer._step_fn == trainer.method.training_step  # no DDP, no SyncBatchNorm
+    last = list(trainer.events())[-1]
+    assert last["status"] == "finished" and last["steps"] == 4
