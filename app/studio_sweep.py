@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import participants, studio_charts
+from app import clicks, participants, studio_charts
 from app.state import dataset, registry
 from engine.augment import resolve_views
 from engine.augment.export import kornia_code, preset_json, read_preset_json, torchvision_code
@@ -61,7 +61,9 @@ def _start(run_id: str) -> None:
     st.caption(f"{len(cells)} runs of {budget:g} s each from this run's settings (seed "
                f"{base.seed}): about {len(cells) * (budget + 20) / 60:.0f} minutes one at a "
                "time. They wait in the queue like any run.")
-    if st.button("Queue the sweep", key="sweep_go", icon=":material/playlist_add:"):
+    st.button("Queue the sweep", key="sweep_go", icon=":material/playlist_add:",
+              on_click=clicks.count, args=("sweep_go",))
+    if clicks.take("sweep_go"):
         sweep = Sweep.new(base, mode, ops, budget, owner=participants.name())
         sweep.save(registry().store.root)
         _feeders()[sweep.id] = feed(sweep, registry(), participants.actor())

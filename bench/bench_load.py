@@ -23,7 +23,8 @@ object:
   every participant trained and stopped one run, so the data set, torch, models, evaluations
   and snapshots have all been made, and every run ended); ``rss_mb_end``: idle again after the
   loop (every run ended); ``rss_growth``; ``rss_mb_series`` every 30 s in between (runs live);
-  ``threads`` at the start and at the end;
+  ``threads`` at the start and at the end; ``tree_rss_mb_start`` and ``_end``: the same for
+  the server with every process under it (the training processes and their fork server);
 - ``health_s``: the server's answer time to its health check, polled every second by a
   thread of its own (median and max): a stalled server shows here, whatever the browsers do;
   ``driver_pause_s``: the longest time this script's loop was away from the participants (a
@@ -231,6 +232,7 @@ def main() -> None:
                 people.append(Participant(f"p{i:02d}", page))
             warm_up(people, runs)
             report["rss_mb_start"] = round(app.rss_mb(), 1)
+            report["tree_rss_mb_start"] = round(app.tree_rss_mb(), 1)
             report["threads_start"] = app.threads()
             probe = HealthProbe(app.url)
             probe.start()
@@ -273,6 +275,7 @@ def main() -> None:
             report["untruthful"] = [r for r in ids if stale(runs, r)]
             report["actions"] = sum(p.actions for p in people)
             report["rss_mb_end"] = round(app.rss_mb(), 1)
+            report["tree_rss_mb_end"] = round(app.tree_rss_mb(), 1)
             report["rss_growth"] = round(report["rss_mb_end"] / report["rss_mb_start"] - 1, 3)
             report["threads_end"] = app.threads()
             browser.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import lesson_predict, live
+from app import clicks, lesson_predict, live
 from app.lesson_runs import runner_of, start_lesson
 from engine.lessons import CheckResult, Lesson, LessonRunner, list_lessons, load_lesson
 
@@ -69,9 +69,10 @@ def controls(lesson: Lesson, runner: LessonRunner | None) -> None:
         return
     label = "Run this lesson" if runner is None else "Run it again"
     waiting = lesson.predict is not None and lesson_predict.my_answer(lesson) is None
-    if cols[0].button(label, icon=":material/play_arrow:", type="primary", key="lesson_run",
-                      width="stretch", disabled=waiting,
-                      help="Record your prediction first." if waiting else None):
+    cols[0].button(label, icon=":material/play_arrow:", type="primary", key="lesson_run",
+                   width="stretch", disabled=waiting, on_click=clicks.count, args=("lesson_run",),
+                   help="Record your prediction first." if waiting else None)
+    if clicks.take("lesson_run"):
         start_lesson(lesson)
         st.rerun()
 

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from app import all_gpus, charts, controls, images, live, participants
+from app import all_gpus, charts, clicks, controls, images, live, participants
 from app.controls import submit
 from app.forms import view_editor
 from app.participants import Actor
@@ -160,8 +160,8 @@ def main() -> None:
             st.warning(warning, icon=":material/warning:")
         eval_cfg = eval_setup()
         name = st.text_input("Run name (optional)", key="run_name")
-        go = st.button("Train", icon=":material/rocket_launch:", type="primary", width="stretch",
-                       key="train")
+        st.button("Train", icon=":material/rocket_launch:", type="primary", width="stretch",
+                  key="train", on_click=clicks.count, args=("train",))
         all_gpus_slot = st.empty()  # "Train on all GPUs", on a machine with several
     quick = dataset_is_quick(data_cfg)
 
@@ -183,7 +183,7 @@ def main() -> None:
         method=MethodConfig(name=method, params=params), train=train_cfg,
         eval=eval_cfg, name=name,
     )
-    if go:
+    if clicks.take("train"):
         start(cfg, quick, actor)
     with all_gpus_slot.container():
         all_gpus.button(cfg, actor)

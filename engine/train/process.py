@@ -38,6 +38,9 @@ __all__ = ["ProcessRunner", "make_process_runner"]
 POLL_S = 0.1
 #: event types passed back to the server (the rest only go to the run directory)
 FORWARDED = frozenset({"start", "step", "status", "eval", "finished", "failed"})
+#: what the fork server imports once, so that no run imports it again (torch's compiler stack,
+#: which its optimisers import on their first step, takes seconds)
+PRELOAD = (__name__, "engine.recipe", "torch._dynamo", "torch.distributed", "faiss")
 
 
 @cache
@@ -46,7 +49,7 @@ def _context() -> Any:
     import torch.multiprocessing as mp
 
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload(list(PRELOAD))
     return ctx
 
 
@@ -93,7 +96,7 @@ class ProcessRunner(Runner):
                         self._take(ours.recv())
                         continue
                 except (EOFError, OSError):
-                    pass  # the child has gone
+                    child.join(POLL_S)  # the child is going: its end of the pipe closed
                 if not child.is_alive():
                     break
         child.join()

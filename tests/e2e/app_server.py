@@ -99,6 +99,31 @@ class AppServer:
                 return int(line.split()[1]) / 1024
         return 0.0
 
+    def tree_rss_mb(self) -> float:
+        """Resident memory of the server and every process under it (the training processes
+        and the server that forks them), MB."""
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # it ended meanwhile
+            parents[int(stat.parent.name)] = int(fields[1])
+        tree, grew = {self.pid}, True
+        while grew:
+            more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+            tree |= more
+            grew = bool(more)
+        total = 0.0
+        for pid in tree:
+            try:
+                text = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            total += next((int(line.split()[1]) / 1024 for line in text.splitlines()
+                           if line.startswith("VmRSS:")), 0.0)
+        return total
+
     def threads(self) -> int:
         """Threads of the server process."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

@@ -1,0 +1,87 @@
+"""Runs in child processes (the app's runs): steering reaches the child, the server keeps none of
+the run's memory, and a child that dies ends its run ``failed`` with the reason."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from engine.config import RunConfig
+from engine.train.participants import ANONYMOUS
+from engine.train.process import ProcessRunner, make_process_runner
+from engine.train.registry import RunRegistry
+from engine.train.store import RunStore
+
+
+def tiny(seconds: float = 60) -> RunConfig:
+    return RunConfig.from_dict({
+        "data": {"name": "shapes", "image_size": 16, "train_size": 256, "test_size": 64},
+        "model": {"backbone": "small_cnn", "width": 8},
+        "train": {"device": "cpu", "batch_size": 32, "max_seconds": seconds, "epochs": 1000},
+        "eval": {"every_seconds": 1000, "knn_train_size": 64, "knn_test_size": 64,
+                 "snapshot_size": 32, "probe_size": 32},
+    })
+
+
+@pytest.fixture
+def registry(tmp_path):
+    reg = RunRegistry(RunStore(tmp_path / "runs"), runner_factory=make_process_runner)
+    yield reg
+    reg.stop_all()
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_pause_resume_and_stop_reach_the_child(registry):
+    run_id = registry.submit(tiny(), ANONYMOUS)
+    run = registry.run(run_id)
+    wait_for(lambda: run.metrics("step"))
+    runner = registry.live(run_id)
+    assert isinstance(runner, ProcessRunner)
+    child = run.summary()["pid"]
+    assert child != os.getpid()  # trained elsewhere
+
+    registry.pause(run_id)
+    wait_for(lambda: run.summary()["status"] == "paused")
+    time.sleep(0.5)  # a step under way when the pause arrived may still be written
+    steps = len(run.metrics("step"))
+    time.sleep(1.5)
+    assert len(run.metrics("step")) == steps, "steps went on while paused"
+    registry.unpause(run_id)
+    wait_for(lambda: len(run.metrics("step")) > steps)
+    assert run.summary()["status"] == "running"
+
+    assert registry.stop(run_id, timeout=20)
+    summary = run.summary()
+    assert summary["status"] == "stopped"
+    assert summary["resumable"] and run.checkpoint_path() is not None
+    assert runner.result is not None and runner.result["type"] == "finished"
+    wait_for(lambda: not _exists(child), timeout=10)  # the child has gone, and its memory
+
+
+def test_a_killed_child_fails_its_run_with_the_signal(registry):
+    run_id = registry.submit(tiny(), ANONYMOUS)
+    run = registry.run(run_id)
+    wait_for(lambda: run.metrics("step"))
+    os.kill(run.summary()["pid"], signal.SIGKILL)
+    wait_for(lambda: registry.live(run_id) is None)
+    summary = run.summary()
+    assert summary["status"] == "failed"
+    assert "killed by SIGKILL" in summary["reason"]
+    assert registry.status(run_id) == "failed"
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
