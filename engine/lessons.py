@@ -18,6 +18,13 @@ same metric unless it names one) plus a ``margin``. Metrics come from :func:`run
 ``fast: true`` marks a lesson cheap enough for the default test suite. ``predict:`` poses a
 question before the runs (:mod:`engine.predictions`).
 
+Two-stage lessons: ``model.init_from: "@NAME"`` starts a run from the encoder of the lesson's
+earlier run ``NAME`` (resolved to its run directory when it has finished). A check may
+subtract another run's value of the same metric, on either side (``minus: RUN``; in ``than``,
+``{run: A, minus: B}``): "the accuracy SupCon loses to label noise is smaller than
+cross-entropy's". A lesson whose runs start from pretrained weights that are not on this
+machine is skipped with the reason (how to get them), not failed.
+
 ``python -m engine lesson NAME`` runs one by name (from ``assets/lessons/``) or from a path to
 a YAML file; it exits 1 when an expected outcome was not reproduced.
 """
@@ -77,6 +84,7 @@ class Check:
     than: dict | None = None
     margin: float = 0.0
     says: str = ""
+    minus: str | None = None  # another run whose value of the metric is subtracted
 
     def describe(self) -> str:
         if self.says:
@@ -99,14 +107,39 @@ class Lesson:
     #: settings forced on every run, over its own (``python -m engine lesson NAME seed=1``)
     overrides: dict = field(default_factory=dict)
 
-    def config(self, run_name: str) -> RunConfig:
+    def config(self, run_name: str, done: dict[str, RunDir] | None = None) -> RunConfig:
+        """The run's settings; ``"@NAME"`` values become the directory of the earlier run
+        ``NAME`` in ``done`` ("" while it has not run: a random start, for validation)."""
         spec = next(r for r in self.runs if r["name"] == run_name)
         overrides = {**self.base, **spec.get("set", {}), **self.overrides}
+        overrides = {k: _resolve(v, done or {}) for k, v in overrides.items()}
         cfg = RunConfig().with_overrides(overrides)
         return cfg.with_overrides({"name": f"{self.name}: {run_name}"})
 
     def run_names(self) -> list[str]:
         return [r["name"] for r in self.runs]
+
+    def skip_reason(self) -> str | None:
+        """Why this lesson cannot run on this machine (pretrained weights it starts from are
+        missing: the message says how to get them), or None."""
+        from engine.models.pretrained import weights_path
+
+        for name in self.run_names():
+            model = self.config(name).model
+            if model.pretrained:
+                try:
+                    weights_path(model.pretrained, model.backbone)
+                except ValueError as exc:
+                    return f"run {name!r}: {exc}"
+        return None
+
+
+def _resolve(value: Any, done: dict[str, RunDir]) -> Any:
+    """A ``"@NAME"`` reference to an earlier run as that run's directory ("" before it ran)."""
+    if isinstance(value, str) and value.startswith("@"):
+        run = done.get(value[1:])
+        return "" if run is None else str(run.path)
+    return value
 
 
 def list_lessons() -> list[str]:
@@ -135,7 +168,8 @@ def _parse_check(lesson: str, d: Any, names: list[str]) -> Check:
         raise ValueError(f"lesson {lesson}: a check needs exactly one of value or than: {d!r}")
     if c.than is not None and not isinstance(c.than, dict):
         raise ValueError(f"lesson {lesson}: than must be {{run: NAME}}, got {c.than!r}")
-    for ref in (c.run, (c.than or {}).get("run", c.run)):
+    for ref in (c.run, (c.than or {}).get("run", c.run), c.minus or c.run,
+                (c.than or {}).get("minus") or c.run):
         if ref not in names:
             raise ValueError(f"lesson {lesson}: check refers to unknown run {ref!r}")
     for metric in (c.metric, (c.than or {}).get("metric", c.metric)):
@@ -182,7 +216,11 @@ def load_lesson(name: str | Path) -> Lesson:
         fast=bool(d.get("fast", False)),
         predict=None if d.get("predict") is None else parse_prediction(name, d["predict"], names),
     )
-    for r in lesson.runs:
+    for i, r in enumerate(lesson.runs):
+        for key, value in (r.get("set") or {}).items():
+            if isinstance(value, str) and value.startswith("@") and value[1:] not in names[:i]:
+                raise ValueError(f"lesson {name}, run {r['name']!r}: {key}: {value} names no "
+                                 "earlier run of the lesson")
         _validate_run(lesson, r["name"])
     return lesson
 
@@ -191,8 +229,11 @@ def _validate_run(lesson: Lesson, run_name: str) -> None:
     """Every setting of a run checked now, not mid-lesson (``engine.preflight.check_run``)."""
     from engine.preflight import check_run
 
+    cfg = lesson.config(run_name)
+    if cfg.model.pretrained:  # its weights may be missing here: skip_reason says so
+        cfg = cfg.with_overrides({"model.pretrained": ""})
     try:
-        check_run(lesson.config(run_name))
+        check_run(cfg)
     except (ValueError, KeyError) as exc:
         raise ValueError(f"lesson {lesson.name}, run {run_name!r}: {exc}") from None
 
@@ -289,10 +330,17 @@ class CheckResult:
 def evaluate_checks(lesson: Lesson, metrics: dict[str, dict[str, Any]]) -> list[CheckResult]:
     """Each check against the measured metrics of the lesson's runs (by run name)."""
     results = []
+    def value(run: str, metric: str, minus: str | None) -> Any:
+        v = metrics.get(run, {}).get(metric)
+        if minus is None or v is None:
+            return v
+        w = metrics.get(minus, {}).get(metric)
+        return None if w is None else v - w
+
     for c in lesson.checks:
-        left = metrics.get(c.run, {}).get(c.metric)
+        left = value(c.run, c.metric, c.minus)
         if c.than is not None:
-            other = metrics.get(c.than["run"], {}).get(c.than.get("metric", c.metric))
+            other = value(c.than["run"], c.than.get("metric", c.metric), c.than.get("minus"))
             right = None if other is None else other + c.margin
         else:
             right = c.value
@@ -307,7 +355,7 @@ def run_lesson(
     """Run every run of a lesson in turn (foreground) and evaluate its checks."""
     runs: dict[str, RunDir] = {}
     for name in lesson.run_names():
-        run, _ = run_foreground(lesson.config(name), store, on_event=on_event)
+        run, _ = run_foreground(lesson.config(name, runs), store, on_event=on_event)
         runs[name] = run
     metrics = {name: run_metrics(run) for name, run in runs.items()}
     return runs, evaluate_checks(lesson, metrics)
@@ -326,6 +374,10 @@ def run_lesson_cli(name: str, runs_dir: str | None, quiet: bool = False,
     print(f"# {lesson.title}\n\n{lesson.teaches}\n")
     if lesson.predict is not None:
         print(f"Predict: {lesson.predict.question} ({' / '.join(lesson.predict.options)})\n")
+    reason = lesson.skip_reason()
+    if reason is not None:
+        print(f"SKIPPED: {reason}")
+        return 0
     store = RunStore(runs_dir)
     started = time.perf_counter()
 
@@ -362,6 +414,8 @@ class LessonRunner:
         self.registry = registry
         self.run_ids: dict[str, str] = {}
         self.error: str | None = None
+        #: why the lesson cannot run here (missing pretrained weights), set before any run
+        self.skipped: str | None = None
         self.started = time.time()
         self._stop = threading.Event()
         self._current: Runner | None = None
@@ -374,10 +428,15 @@ class LessonRunner:
 
     def _main(self) -> None:
         try:
+            self.skipped = self.lesson.skip_reason()
+            if self.skipped is not None:
+                return
+            done: dict[str, RunDir] = {}
             for name in self.lesson.run_names():
                 if self._stop.is_set():
                     return
-                self._current = self.registry.start(self.lesson.config(name))
+                self._current = self.registry.start(self.lesson.config(name, done))
+                done[name] = self._current.run
                 self.run_ids[name] = self._current.id
                 self._current.join()
         except Exception as exc:  # noqa: BLE001 — shown on the page instead of a dead thread
