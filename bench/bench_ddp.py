@@ -91,8 +91,8 @@ def knn(args: argparse.Namespace) -> None:
 
 def overhead(args: argparse.Namespace) -> None:
     before = args.before or f"{FIRST_DDP_COMMIT}^"
-    sets = ["--set", "model.backbone=resnet18_cifar", "--set", f"train.batch_size={args.batch}",
-            "--set", "method.name=simclr"]
+    sets = ["--set", f"model.backbone={args.backbone}", "--set", f"train.batch_size={args.batch}",
+            "--set", f"method.name={args.method}"]
     bench = [sys.executable, "-m", "engine", "bench", "--steps", str(args.steps), *sets]
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,6 +153,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--backbone", default="resnet18_cifar")
+    p.add_argument("--method", default="simclr")
     p.set_defaults(fn=overhead)
     p = sub.add_parser("scaling")
     p.add_argument("--gpus", type=int, nargs="+", default=[1, 2])
