@@ -187,13 +187,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.train.store import RunStore
 
     cfg = load_config(args.config, args.set)
-    dataset = prepare_run(cfg)
     from engine.distributed import launched
 
     if launched():  # one of torchrun's processes: rank 0 writes the run (engine.distributed)
         from engine.train.distributed_run import train
 
-        return train(cfg, args.runs_dir, _Progress(args.quiet), dataset)
+        return train(cfg, args.runs_dir, _Progress(args.quiet), prepare=prepare_run)
+    dataset = prepare_run(cfg)
     store = RunStore(args.runs_dir)
     run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet), dataset=dataset)
     return report(run, last)

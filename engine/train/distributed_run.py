@@ -163,11 +163,21 @@ def _follower(cfg: RunConfig, ctx: distributed.Context, dataset: Dataset | None,
 def train(
     cfg: RunConfig, runs_dir: str | None, on_event: Callable[[dict[str, Any]], None] | None,
     dataset: Dataset | None = None, resume_id: str | None = None,
+    prepare: Callable[[RunConfig], Dataset] | None = None,
 ) -> int:
     """Train ``cfg`` as this process's part of a torchrun job (``resume_id``: continue that
-    run from its checkpoint); the exit status (rank 0: 1 when the run failed)."""
+    run from its checkpoint); the exit status (rank 0: 1 when the run failed).
+
+    ``prepare(cfg)``: checks the run and loads its data (the CLI's); rank 0 calls it first,
+    the others once it is done, so a download or a decoded cache is made once."""
     ctx = distributed.init_from_env(cfg.train.device)
     try:
+        if prepare is not None:
+            if ctx.main:
+                dataset = prepare(cfg)
+            torch.distributed.barrier()
+            if not ctx.main:
+                dataset = prepare(cfg)
         store = RunStore(runs_dir)
         state = None
         if resume_id is not None:
