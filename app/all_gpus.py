@@ -9,9 +9,11 @@ import threading
 import streamlit as st
 
 from app.participants import Actor
-from app.state import registry, select_run
+from app.state import registry, run_dir, select_run
 from engine.config import RunConfig
+from engine.train.distributed_run import request_stop
 from engine.train.launch import Launch, gpu_count, launch
+from engine.train.store import LIVE
 
 
 @st.cache_resource(show_spinner=False)
@@ -41,14 +43,23 @@ def button(cfg: RunConfig, actor: Actor) -> None:
         st.rerun()
 
 
-def controls(run_id: str) -> bool:
-    """Stop for a torchrun job of this server (asked in the background: the processes stop
-    before their next step); False when ``run_id`` is no such job."""
+def controls(run_id: str, actor: Actor) -> bool:
+    """Stop for a run trained by several processes: a torchrun job of this server (stopped in
+    the background: its processes stop before their next step, then torchrun exits), or one
+    started elsewhere that is live (its owner or the instructor may ask it to stop). False when
+    ``run_id`` is neither."""
     job = jobs().get(run_id)
-    if job is None:
+    if job is not None:
+        job.settle()
+        if job.alive:
+            st.button("Stop (all GPUs)", icon=":material/stop:", key="stop_all_gpus",
+                      on_click=lambda: threading.Thread(target=job.stop, daemon=True).start())
+        return True
+    run = run_dir(run_id)
+    summary = run.summary() if run is not None else {}
+    if summary.get("processes", 1) < 2 or run.status() not in LIVE:
         return False
-    job.settle()
-    if job.alive:
-        st.button("Stop (all GPUs)", icon=":material/stop:", key="stop_all_gpus",
-                  on_click=lambda: threading.Thread(target=job.stop, daemon=True).start())
+    if actor.instructor or summary.get("owner") == actor.name:
+        st.button("Stop (all processes)", icon=":material/stop:", key="stop_all_gpus",
+                  on_click=request_stop, args=(run,))
     return True

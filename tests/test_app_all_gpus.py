@@ -67,3 +67,25 @@ def test_the_button_launches_the_run_and_stops_it(monkeypatch, tmp_path, launche
             break
         time.sleep(0.1)
     assert job.stopped
+
+
+def test_a_run_of_several_processes_started_elsewhere_can_be_stopped(monkeypatch, tmp_path,
+                                                                     launches):
+    from engine.config import RunConfig
+    from engine.train.distributed_run import STOP_FILE
+    from engine.train.store import RunStore
+
+    monkeypatch.setattr(all_gpus, "gpu_count", lambda: 1)
+    run = RunStore(tmp_path / "runs").create(RunConfig(), owner="tester", status="running")
+    run.write_summary({"processes": 2})  # as rank 0 of a torchrun job writes it
+    at = open_app(monkeypatch, tmp_path / "runs", query={"run": run.id}).run()
+    no_exception(at)
+    at.button(key="stop_all_gpus").click().run()
+    no_exception(at)
+    assert (run.path / STOP_FILE).exists()
+    # someone else's run: no Stop for a participant
+    other = RunStore(tmp_path / "runs").create(RunConfig(), owner="someone", status="running")
+    other.write_summary({"processes": 2})
+    at = open_app(monkeypatch, tmp_path / "runs", query={"run": other.id}).run()
+    no_exception(at)
+    assert "stop_all_gpus" not in [b.key for b in at.button]

@@ -195,7 +195,7 @@ def main() -> None:
     with tab_live:
         if run_id:
             with top[1]:
-                if not all_gpus.controls(run_id):
+                if not all_gpus.controls(run_id, actor):
                     controls.buttons(run_id, actor)
             live.show(run_id)
         else:

@@ -55,6 +55,11 @@ RUN_DIR_ENV = "SSL_STUDIO_RUN_DIR"
 STOP_POLL_S = 0.5
 
 
+def request_stop(run: RunDir) -> None:
+    """Ask a distributed run to stop before its next step (any process may; rank 0 reads it)."""
+    (run.path / STOP_FILE).touch()
+
+
 class _StopFile:
     """``should_stop`` of rank 0: a signal (:class:`StopRequest`) or the run's stop file."""
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import RunConfig
-from engine.train.distributed_run import RUN_DIR_ENV, STOP_FILE
+from engine.train.distributed_run import RUN_DIR_ENV, request_stop
 from engine.train.store import LIVE, RunDir, RunStore
 
 #: torchrun's output, in the run directory
@@ -75,7 +75,7 @@ class Launch:
         """Ask the run to stop before its next step and wait up to ``timeout`` s for torchrun
         to exit; then SIGTERM (``interrupted``), then SIGKILL. True when it ended in time."""
         if self.alive:
-            (self.run.path / STOP_FILE).touch()
+            request_stop(self.run)
         try:
             self.process.wait(timeout)
             clean = True
