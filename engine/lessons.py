@@ -60,7 +60,7 @@ METRICS = frozenset({
     "status", "std_z", "std_ratio", "rank_z", "rank_h", "rank_z_fraction", "rank_h_fraction",
     "rank_z_peak", "alignment", "uniformity", "pos_cos", "neg_cos", "alarm", "alarm_severity",
     "loss_first", "loss_last", "loss_drop", "silhouette", "neighbour_purity",
-    "linear_top1",
+    "linear_top1", "silhouette_z", "neighbour_purity_z",
 })
 #: measured only for some runs: the test accuracy of a method's own classifier head
 #: (cross-entropy, FixMatch, SESEMI)
@@ -254,7 +254,8 @@ def run_metrics(run: RunDir) -> dict[str, Any]:
     last tenth). From the method's own step logs: ``log_<key>_first`` and ``log_<key>_last``
     (e.g. FixMatch's ``log_mask_rate_first``, RotNet's ``log_rot_acc_last``), means over the
     first and last tenth of the step events.
-    From the last snapshot: ``silhouette`` and ``neighbour_purity`` of ``h`` by class. From
+    From the last snapshot: ``silhouette`` and ``neighbour_purity`` of ``h`` by class (and
+    ``silhouette_z``, ``neighbour_purity_z`` of the projection ``z`` where there is one). From
     the end of the run: ``linear_top1`` (a linear probe on frozen ``h``) and, for a method with
     a classifier of its own (cross-entropy, FixMatch, SESEMI), ``classifier_top1``: that
     classifier's test accuracy at the last evaluation.
@@ -310,6 +311,10 @@ def run_metrics(run: RunDir) -> dict[str, Any]:
             out["silhouette"] = silhouette(snap["h"][labelled], snap["labels"][labelled])
             out["neighbour_purity"] = neighbour_purity(snap["h"][labelled],
                                                        snap["labels"][labelled])
+            if "z" in snap:  # the projection, where the method has one
+                out["silhouette_z"] = silhouette(snap["z"][labelled], snap["labels"][labelled])
+                out["neighbour_purity_z"] = neighbour_purity(snap["z"][labelled],
+                                                             snap["labels"][labelled])
     return out
 
 

@@ -90,6 +90,9 @@ def runs_side_by_side(name: str) -> None:
     st.session_state[alive_key] = runner.alive
     if runner.error:
         st.error(f"**The lesson stopped:** {runner.error}")
+    if runner.skipped:
+        st.info(f"**Skipped on this machine:** {runner.skipped}", icon=":material/skip_next:")
+        return
     run_names = runner.lesson.run_names()
     cols = st.columns(len(run_names), gap="medium")
     for i, (col, run_name) in enumerate(zip(cols, run_names, strict=True)):
