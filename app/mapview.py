@@ -176,11 +176,13 @@ def gallery(snap: Snapshot, rows: Sequence[int], captions: Sequence[str], size: 
             col.image(pic, caption=cap, width="stretch")
 
 
-def pick_step(snap_steps: list[int], key: str, label: str = "Snapshot (training step)") -> int:
-    """A slider over a run's snapshot steps; the newest by default."""
+def pick_step(snap_steps: list[int], key: str, label: str = "Snapshot (training step)",
+              default: int | None = None) -> int:
+    """A slider over a run's snapshot steps; ``default`` (one of them) or the newest first."""
     if st.session_state.get(key) not in (None, *snap_steps):
         del st.session_state[key]
     if len(snap_steps) == 1:
         st.caption(f"{label}: {snap_steps[0]}")
         return snap_steps[0]
-    return int(st.select_slider(label, snap_steps, value=snap_steps[-1], key=key))
+    value = default if default in snap_steps else snap_steps[-1]
+    return int(st.select_slider(label, snap_steps, value=value, key=key))

@@ -35,7 +35,7 @@ def stages(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     store = RunStore(root)
     ids = {}
-    base = {**TINY, "train.max_seconds": 0, "eval.linear_probe": False}
+    base = {**TINY, "train.max_seconds": 0, "eval.linear_probe": False, "eval.every_epochs": 1}
     for name, extra in (("ce", {"method.name": "cross_entropy", "train.epochs": 2}),
                         ("supcon", {"method.name": "supcon", "train.epochs": 1})):
         run, last = run_foreground(RunConfig().with_overrides({**base, **extra}), store)
@@ -142,11 +142,19 @@ def test_compare_puts_the_second_stage_next_to_cross_entropy(stages, monkeypatch
     assert "Same budget: both at 2.0 epochs" in texts(at)
 
 
-def test_compare_says_when_budgets_differ(stages, monkeypatch):
+def test_compare_opens_two_budgets_at_the_same_epochs(stages, monkeypatch):
+    """SupCon trained 1 epoch, cross-entropy 2: Compare opens cross-entropy at its 1-epoch map,
+    says so, and warns once the slider shows its last map."""
     root, ids = stages
     monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
     at = app({"a": ids["supcon"], "b": ids["ce"]}).run()
     at.switch_page("app/pages/compare.py").run()
     at.radio(key="compare_kind").set_value("pca").run()
+    no_exception(at)
+    assert list(at.dataframe[0].value["epochs"]) == [1.0, 1.0]
+    page = texts(at)
+    assert "B is shown at step 8 (1.0 epochs)" in page and "its last map is step 16" in page
+    assert "Same budget: both at 1.0 epochs" in page
+    at.select_slider(key=f"compare_step_b_{ids['ce']}").set_value(16).run()
     no_exception(at)
     assert "Unequal budgets: A at 1.0 epochs, B at 2.0" in " ".join(w.value for w in at.warning)

@@ -88,6 +88,27 @@ def seconds_at(run, step: int) -> float | None:  # noqa: ANN001
     return steps[-1].get("elapsed") if steps else None
 
 
+def same_epochs(run_a, run_b) -> tuple[int | None, int | None, str | None]:  # noqa: ANN001
+    """The steps Compare opens at: each run's last snapshot, except that the run trained
+    longer is shown at its snapshot nearest the other's last epochs (a fair default: SupCon's
+    steps cost about two of cross-entropy's, so runs of the same time differ twofold in
+    steps). Returns both steps and, when one was moved, a sentence saying so."""
+    sa, sb = run_a.snapshots(), run_b.snapshots()
+    if not sa or not sb:
+        return None, None, None
+    ea, eb = epochs_at(run_a, sa[-1]), epochs_at(run_b, sb[-1])
+    if ea is None or eb is None or abs(ea - eb) <= 0.1 * max(ea, eb):
+        return sa[-1], sb[-1], None
+    longer, steps, target, side = ((run_a, sa, eb, "A") if ea > eb else (run_b, sb, ea, "B"))
+    best = min(steps, key=lambda s: abs((epochs_at(longer, s) or 0) - target))
+    if abs((epochs_at(longer, best) or 0) - target) > 0.1 * target:
+        return sa[-1], sb[-1], None  # no snapshot near: show both ends and warn below
+    words = (f"{side} is shown at step {best} ({epochs_at(longer, best):.1f} epochs), its map "
+             f"nearest the other run's {target:.1f} epochs, so both compare at the same "
+             f"training; its last map is step {steps[-1]} (move the slider).")
+    return (best, sb[-1], words) if side == "A" else (sa[-1], best, words)
+
+
 def budget_note(table: list[dict]) -> None:
     """Say which budget the two columns share: a comparison of methods at unequal training
     (SupCon's step costs about two of cross-entropy's, so an equal time budget gives it half
@@ -180,11 +201,16 @@ def main() -> None:
     if run_a.config().data != run_b.config().data:
         st.warning("These runs use different data settings; only the test images both maps "
                    "share are compared.")
+    default_a, default_b, moved = same_epochs(run_a, run_b)
     step_cols = st.columns(2)
     with step_cols[0]:
-        step_a = mapview.pick_step(run_a.snapshots(), f"compare_step_a_{a}", "Step of A")
+        step_a = mapview.pick_step(run_a.snapshots(), f"compare_step_a_{a}", "Step of A",
+                                   default_a)
     with step_cols[1]:
-        step_b = mapview.pick_step(run_b.snapshots(), f"compare_step_b_{b}", "Step of B")
+        step_b = mapview.pick_step(run_b.snapshots(), f"compare_step_b_{b}", "Step of B",
+                                   default_b)
+    if moved and (step_a, step_b) == (default_a, default_b):
+        st.caption(moved)
     snaps = [mapview.load(a, step_a), mapview.load(b, step_b)]
     rows = list(aligned(*snaps))
     if len(rows[0]) < 10:
