@@ -84,3 +84,39 @@ def test_missing_pretrained_weights_skip_the_lesson_with_the_reason(tmp_path, mo
     out = capsys.readouterr().out
     assert "SKIPPED: run 'pretrained'" in out and str(tmp_path / "hub" / "checkpoints") in out
     assert not list((tmp_path / "runs").glob("*/config.json"))
+
+
+def test_the_lessons_page_says_why_a_lesson_was_skipped(runs_dir, tmp_path, monkeypatch,
+                                                       no_umap_warm_up) -> None:
+    """The BYOL-from-ImageNet lesson, on a machine without the weights: the page runs nothing
+    and shows which file to put where."""
+    st_testing = pytest.importorskip("streamlit.testing.v1")
+    import time
+
+    from engine import lessons
+    from tests.fixtures.app import APP, TIMEOUT, no_exception
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    (folder / "byol_pretrained.yaml").write_text(
+        (lessons.LESSONS_DIR / "byol_pretrained.yaml").read_text())
+    monkeypatch.setattr(lessons, "LESSONS_DIR", folder)
+    at = st_testing.AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["who"] = "tester"
+    at.run()
+    at.switch_page("app/pages/lessons.py").run()
+    at.selectbox(key="lesson_name").set_value("byol_pretrained").run()
+    at.button(key="lesson_run").click().run()
+    no_exception(at)
+    from app.lesson_runs import runner_of
+
+    runner = runner_of("byol_pretrained")
+    deadline = time.time() + 30
+    while runner.alive and time.time() < deadline:
+        time.sleep(0.2)
+    at.run()
+    no_exception(at)
+    shown = " ".join(i.value for i in at.info)
+    assert "Skipped on this machine" in shown and "resnet18-f37072fd.pth" in shown
+    assert not runner.run_ids and not list(runs_dir.glob("*/config.json"))
