@@ -111,7 +111,7 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             p.state, p.since = "starting", now
     elif p.state == "starting":
         run_id = ui.url_param(page, "run")
-        if run_id and run_id not in p.started:
+        if run_id and run_id not in p.started and on_page(page, run_id):
             p.run_id = run_id
             p.started.append(run_id)
             answered(p, report, "train")
@@ -123,7 +123,7 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             raise TimeoutError(f"no new run on screen {ANSWER_S} s after Train")
     elif p.state == "started":
         stop = ui.main_button(page, "Stop|Cancel")
-        if stop.count():
+        if stop.count() and on_page(page, p.run_id):
             if click(stop.first):
                 p.state, p.since = "stopping", now
         elif status(report["runs_dir"], p.run_id) not in LIVE:
@@ -136,6 +136,19 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             p.state, p.until = "idle", now + rng.uniform(1, 4)
         elif now - p.since > ANSWER_S:
             raise TimeoutError(f"the run still live {ANSWER_S} s after Stop")
+
+
+def on_page(page: Any, run_id: str) -> bool:
+    """Whether the page is drawn for ``run_id``, with nothing stale left of an earlier draw:
+    the picker names it (by its start time) and no element waits to be redrawn. A button
+    still standing from the draw before a Train press belongs to the earlier run, and a
+    participant pressing it stops that one."""
+    clock = f"{run_id[9:11]}:{run_id[11:13]}:{run_id[13:15]}"
+    try:
+        return (clock in ui.picker(page, "Run").input_value(timeout=500)
+                and not page.locator("[data-stale='true']").count())
+    except Exception:  # noqa: BLE001 — a page mid-redraw: look again on the next turn
+        return False
 
 
 def click(button: Any) -> bool:

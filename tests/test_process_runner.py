@@ -85,3 +85,23 @@ def _exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_the_child_does_not_run_the_page_streamlit_is_running(registry, tmp_path, monkeypatch):
+    """Streamlit puts the page it runs in ``sys.modules["__main__"]``; a child started then
+    would run that page again (multiprocessing imports the parent's main module in a new
+    process). Here the "page" leaves a mark when it is run."""
+    import sys
+    import types
+
+    mark = tmp_path / "the page ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(mark)!r}, 'w').close()\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__, fake_main.__spec__ = str(page), None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    run_id = registry.submit(tiny(), ANONYMOUS)
+    run = registry.run(run_id)
+    wait_for(lambda: run.metrics("step"))
+    assert registry.stop(run_id, timeout=20)
+    assert not mark.exists()

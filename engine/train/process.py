@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 from functools import cache
+from multiprocessing import spawn
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ FORWARDED = frozenset({"start", "step", "status", "eval", "finished", "failed"})
 PRELOAD = (__name__, "engine.recipe", "torch._dynamo", "torch.distributed", "faiss")
 
 
+_STARTING = threading.local()
+
+
 @cache
 def _context() -> Any:
     """The forkserver context, its server preloaded with the engine (imported once)."""
@@ -50,6 +54,19 @@ def _context() -> Any:
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(list(PRELOAD))
+    parent_data = spawn.get_preparation_data
+
+    def preparation_data(name: str) -> dict[str, Any]:
+        """What a new process is told of this one, without the main module when a run's child
+        starts: Streamlit puts the page it is running in ``sys.modules["__main__"]``, and the
+        child would run that page again (its target, :func:`child_main`, needs no main)."""
+        data = parent_data(name)
+        if getattr(_STARTING, "child", False):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    spawn.get_preparation_data = preparation_data
     return ctx
 
 
@@ -78,7 +95,11 @@ class ProcessRunner(Runner):
             target=child_main, name=f"run-{self.run.id}",
             args=(self.cfg, str(self.run.path), self._dataset, self._resume_run,
                   self._emit_every, theirs))
-        child.start()
+        _STARTING.child = True
+        try:
+            child.start()
+        finally:
+            _STARTING.child = False
         theirs.close()  # the child's end lives in the child alone: its death is our EOF
         self._dataset = None
         sent_stop, sent_running = False, True
