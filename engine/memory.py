@@ -1,5 +1,6 @@
-"""Giving memory back to the system in a long-lived process that trains many runs (the app's
-server).
+"""Giving memory back to the system in a long-lived process that trains many runs in threads
+(a lesson or a sweep from the command line; the app trains each run in a child process of its
+own instead, :mod:`engine.train.process`).
 
 glibc's ``malloc`` raises its mmap threshold each time a large block is freed (up to 32 MB), so
 after the first steps a run's tensors come from its heaps, not from mappings of their own; and

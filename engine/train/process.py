@@ -49,11 +49,15 @@ _STARTING = threading.local()
 
 @cache
 def _context() -> Any:
-    """The forkserver context, its server preloaded with the engine (imported once)."""
+    """The forkserver context, its server preloaded with the engine (imported once); where
+    there is no fork server (Windows), new processes that import the engine each time."""
     import torch.multiprocessing as mp
 
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(PRELOAD))
+    else:
+        ctx = mp.get_context("spawn")
     parent_data = spawn.get_preparation_data
 
     def preparation_data(name: str) -> dict[str, Any]:
