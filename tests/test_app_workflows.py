@@ -158,3 +158,16 @@ def test_compare_opens_two_budgets_at_the_same_epochs(stages, monkeypatch):
     at.select_slider(key=f"compare_step_b_{ids['ce']}").set_value(16).run()
     no_exception(at)
     assert "Unequal budgets: A at 1.0 epochs, B at 2.0" in " ".join(w.value for w in at.warning)
+
+
+def test_compare_shows_supcon_z_beside_cross_entropy_h(stages, monkeypatch):
+    root, ids = stages
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(root))
+    at = app({"a": ids["supcon"], "b": ids["ce"]}).run()
+    at.switch_page("app/pages/compare.py").run()
+    at.radio(key="compare_kind").set_value("pca").run()
+    assert list(at.radio(key="compare_feature").options) == ["h", "z"]
+    at.radio(key="compare_feature").set_value("z").run()
+    no_exception(at)
+    assert "B has no z (no projection head): its h is shown instead" in texts(at)
+    assert len(at.dataframe[0].value) == 2

@@ -222,8 +222,11 @@ def main() -> None:
                         format_func=mapview.MAP_KINDS.get)
     colourings = [c for c in snaps[0].colourings() if c in snaps[1].colourings()]
     colouring = ctl[1].selectbox("Colour by", colourings, key="compare_colour")
-    features = [f for f in snaps[0].features if f in snaps[1].features]
-    feature = ctl[2].radio("Feature", features, horizontal=True, key="compare_feature")
+    # either run's features: a run without a projection (cross-entropy) shows its h for z
+    features = [*snaps[0].features, *(f for f in snaps[1].features if f not in snaps[0].features)]
+    feature = ctl[2].radio("Feature", features, horizontal=True, key="compare_feature",
+                           help="h: the encoder's pooled output; z: the projection the loss "
+                           "sees (contrastive methods)")
     k = ctl[3].slider("Neighbours k", 1, 30, 10, key="compare_k")
     with ctl[4]:
         st.write("")
@@ -231,6 +234,10 @@ def main() -> None:
                      width="stretch"):
             st.session_state["compare_query"] = int(np.random.default_rng().integers(len(rows[0])))
 
+    lacking = [side for side, snap in zip("AB", snaps, strict=True) if feature not in snap.features]
+    if lacking:
+        st.caption(f"{' and '.join(lacking)} has no {feature} (no projection head): its h is "
+                   f"shown instead, beside the other run's {feature}.")
     metrics_table([a, b], snaps, rows, feature, colouring, k)
     if kind == "umap":
         mapview.wait_for_umap([(snaps[0], feature), (snaps[1], feature)])
