@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, _click_first_point, _free_port  # noqa: E402
+from tests.e2e.app_server import free_port as _free_port  # noqa: E402
+from tests.e2e.test_browser import _click_first_point  # noqa: E402
+from tests.e2e.ui import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 
@@ -60,6 +62,8 @@ def main() -> None:
     p.add_argument("--run", required=True, help="run id shown on Train and Explore")
     p.add_argument("--compare", nargs=2, required=True, metavar=("A", "B"))
     p.add_argument("--lesson", default="", help="lesson name shown on the Lessons page")
+    p.add_argument("--pages", nargs="*", default=["train", "explore", "compare", "runs"],
+                   help="the pages to retake (default: all; lessons with --lesson)")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -73,12 +77,17 @@ def main() -> None:
                                          args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 950})
             a, b = args.compare
-            shoot(page, f"{url}/?run={args.run}", "train", 20000)
-            shoot(page, f"{url}/explore?run={args.run}", "explore", 30000, _click_first_point)
-            shoot(page, f"{url}/compare?a={a}&b={b}", "compare", 15000)
-            shoot(page, f"{url}/runs", "runs")
+            if "train" in args.pages:
+                shoot(page, f"{url}/?run={args.run}&who=demo", "train", 20000)
+            if "explore" in args.pages:
+                shoot(page, f"{url}/explore?run={args.run}&who=demo", "explore", 30000,
+                      _click_first_point)
+            if "compare" in args.pages:
+                shoot(page, f"{url}/compare?a={a}&b={b}&who=demo", "compare", 15000)
+            if "runs" in args.pages:
+                shoot(page, f"{url}/runs?who=demo", "runs")
             if args.lesson:
-                shoot(page, f"{url}/lessons?lesson={args.lesson}", "lessons")
+                shoot(page, f"{url}/lessons?lesson={args.lesson}&who=demo", "lessons")
             browser.close()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
