@@ -120,3 +120,27 @@ def test_the_lessons_page_says_why_a_lesson_was_skipped(runs_dir, tmp_path, monk
     shown = " ".join(i.value for i in at.info)
     assert "Skipped on this machine" in shown and "resnet18-f37072fd.pth" in shown
     assert not runner.run_ids and not list(runs_dir.glob("*/config.json"))
+
+
+def test_the_lessons_page_runner_chains_the_second_stage(tmp_path) -> None:
+    """The runner behind the Lessons page (runs through the registry, as the app starts them)
+    starts the head from the encoder run it just trained."""
+    from engine.lessons import LessonRunner
+    from engine.train.registry import RunRegistry
+
+    path = write(tmp_path, {
+        "title": "two stages", "teaches": "t", "base": BASE,
+        "runs": [
+            {"name": "encoder", "set": {"method.name": "supcon", "train.epochs": 1}},
+            {"name": "head", "set": {"method.name": "classifier", "train.epochs": 1,
+                                     "model.init_from": "@encoder"}},
+        ],
+        "checks": [{"run": "head", "metric": "classifier_top1", "op": ">=", "value": 0}],
+    })
+    registry = RunRegistry(RunStore(tmp_path / "runs"))
+    runner = LessonRunner(load_lesson(path), registry).start()
+    runner.join(240)
+    assert not runner.alive and runner.error is None, runner.error
+    head = registry.run(runner.run_ids["head"])
+    assert head.config().model.init_from == str(registry.run(runner.run_ids["encoder"]).path)
+    assert all(r.passed for r in runner.results())
