@@ -83,14 +83,7 @@ class ProcessRunner(Runner):
         except Exception as exc:  # noqa: BLE001 — the child could not start: the run says why
             self._fail(f"the training process could not start: {exc}")
         finally:
-            self._dataset = None
-            if self._on_exit is not None:
-                try:
-                    self._on_exit(self)
-                except Exception:  # noqa: BLE001 — the run is over; its owner's hook may fail
-                    import traceback
-
-                    traceback.print_exc()
+            self._exited()
 
     def _supervise(self) -> None:
         ctx = _context()

@@ -97,13 +97,17 @@ class Runner:
                                       self._wait_if_paused, self._dataset,
                                       resume=self._resume_run, emit_every=self._emit_every)
         finally:
-            self._dataset = None
             give_back()  # what the run's steps freed, once its trainer is gone
-            if self._on_exit is not None:
-                try:
-                    self._on_exit(self)
-                except Exception:  # noqa: BLE001 — the run is over; its owner's hook may fail
-                    traceback.print_exc()
+            self._exited()
+
+    def _exited(self) -> None:
+        """The run is over: let go of its data and call its owner's hook."""
+        self._dataset = None
+        if self._on_exit is not None:
+            try:
+                self._on_exit(self)
+            except Exception:  # noqa: BLE001 — the run is over; its owner's hook may fail
+                traceback.print_exc()
 
     def _wait_if_paused(self) -> None:
         while not self._running.wait(timeout=0.1):
