@@ -123,7 +123,7 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             raise TimeoutError(f"no new run on screen {ANSWER_S} s after Train")
     elif p.state == "started":
         stop = ui.main_button(page, "Stop|Cancel")
-        if stop.count() and on_page(page, p.run_id, stop.first):
+        if stop.count() and on_page(page, p.run_id):
             if click(stop.first):
                 p.state, p.since = "stopping", now
         elif status(report["runs_dir"], p.run_id) not in LIVE:
@@ -138,18 +138,13 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             raise TimeoutError(f"the run still live {ANSWER_S} s after Stop")
 
 
-def on_page(page: Any, run_id: str, button: Any = None) -> bool:
-    """Whether the page is drawn for ``run_id``: the picker names it (by its start time) and
-    ``button``, if given, is not left stale from an earlier draw. A Stop still standing from
-    the draw before a Train press belongs to the earlier run, and pressing it stops that one."""
+def on_page(page: Any, run_id: str) -> bool:
+    """Whether the page is drawn for ``run_id``: the run picker names it (by its start time).
+    A Stop still standing from the draw before a Train press belongs to the earlier run, and
+    pressing it stops that one."""
     clock = f"{run_id[9:11]}:{run_id[11:13]}:{run_id[13:15]}"
     try:
-        if clock not in ui.picker(page, "Run").input_value(timeout=500):
-            return False
-        if button is None:
-            return True
-        holder = button.locator("xpath=ancestor::*[@data-stale][1]")
-        return holder.get_attribute("data-stale", timeout=500) != "true"
+        return clock in ui.picker(page, "Run").input_value(timeout=500)
     except Exception:  # noqa: BLE001 — a page mid-redraw: look again on the next turn
         return False
 
