@@ -21,16 +21,20 @@ def write(tmp_path, lesson: dict):  # noqa: ANN001, ANN201
     return path
 
 
+#: a supervised encoder, then a classifier head started from it ("@encoder")
+TWO_STAGES = {
+    "title": "two stages", "teaches": "t", "base": BASE,
+    "runs": [
+        {"name": "encoder", "set": {"method.name": "supcon", "train.epochs": 1}},
+        {"name": "head", "set": {"method.name": "classifier", "train.epochs": 1,
+                                 "model.init_from": "@encoder"}},
+    ],
+    "checks": [{"run": "head", "metric": "classifier_top1", "op": ">=", "value": 0}],
+}
+
+
 def test_a_second_stage_starts_from_the_lesson_s_earlier_run(tmp_path) -> None:
-    path = write(tmp_path, {
-        "title": "two stages", "teaches": "t", "base": BASE,
-        "runs": [
-            {"name": "encoder", "set": {"method.name": "supcon", "train.epochs": 1}},
-            {"name": "head", "set": {"method.name": "classifier", "train.epochs": 1,
-                                     "model.init_from": "@encoder"}},
-        ],
-        "checks": [{"run": "head", "metric": "classifier_top1", "op": ">=", "value": 0}],
-    })
+    path = write(tmp_path, TWO_STAGES)
     lesson = load_lesson(path)
     assert lesson.config("head").model.init_from == ""  # before the first stage has run
     runs, results = run_lesson(lesson, RunStore(tmp_path / "runs"))
@@ -128,15 +132,7 @@ def test_the_lessons_page_runner_chains_the_second_stage(tmp_path) -> None:
     from engine.lessons import LessonRunner
     from engine.train.registry import RunRegistry
 
-    path = write(tmp_path, {
-        "title": "two stages", "teaches": "t", "base": BASE,
-        "runs": [
-            {"name": "encoder", "set": {"method.name": "supcon", "train.epochs": 1}},
-            {"name": "head", "set": {"method.name": "classifier", "train.epochs": 1,
-                                     "model.init_from": "@encoder"}},
-        ],
-        "checks": [{"run": "head", "metric": "classifier_top1", "op": ">=", "value": 0}],
-    })
+    path = write(tmp_path, TWO_STAGES)
     registry = RunRegistry(RunStore(tmp_path / "runs"))
     runner = LessonRunner(load_lesson(path), registry).start()
     runner.join(240)

@@ -37,12 +37,7 @@ class SplitBatchNorm(nn.modules.batchnorm._BatchNorm):
         """``module`` with every ``BatchNorm1d/2d`` replaced by a :class:`SplitBatchNorm` that
         shares its parameters and buffers (like ``nn.SyncBatchNorm.convert_sync_batchnorm``)."""
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            split = cls(module.num_features, module.eps, module.momentum, module.affine,
-                        module.track_running_stats)
-            split.weight, split.bias = module.weight, module.bias
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                setattr(split, name, getattr(module, name))
-            split.training = module.training
+            split = sharing(cls, module)
             split.groups = groups
             return split
         if isinstance(module, SplitBatchNorm):
@@ -57,3 +52,14 @@ class SplitBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not self.training or g == 1:
             return batch_norm(x)
         return torch.cat([batch_norm(s) for s in x.tensor_split(g)])
+
+
+def sharing(cls: type[nn.modules.batchnorm._BatchNorm], bn: nn.modules.batchnorm._BatchNorm
+            ) -> nn.modules.batchnorm._BatchNorm:
+    """A ``cls`` batch norm with ``bn``'s settings that shares its parameters and buffers."""
+    new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    new.weight, new.bias = bn.weight, bn.bias
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        setattr(new, name, getattr(bn, name))
+    new.training = bn.training
+    return new

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from engine import distributed
+from engine.models.split_batchnorm import sharing
 
 
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -36,13 +37,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         """``module`` with every ``BatchNorm1d/2d`` replaced by a :class:`SyncBatchNorm`
         sharing its parameters and buffers (MoCo's :class:`SplitBatchNorm` is left alone)."""
         if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
-            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
-                       module.track_running_stats)
-            sync.weight, sync.bias = module.weight, module.bias
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                setattr(sync, name, getattr(module, name))
-            sync.training = module.training
-            return sync
+            return sharing(cls, module)
         for name, child in module.named_children():
             setattr(module, name, cls.convert(child))
         return module
