@@ -25,9 +25,8 @@ pytestmark = pytest.mark.usefixtures("no_umap_warm_up")
 @pytest.fixture
 def tiny_lessons(tmp_path, monkeypatch):
     """A lessons folder holding one tiny lesson (two 4-step runs) next to a copy of a real one."""
-    folder = tmp_path / "lessons"
-    folder.mkdir()
-    (folder / "a_tiny.yaml").write_text(yaml.safe_dump({
+    real = sorted(lessons.LESSONS_DIR.glob("*.yaml"))
+    folder = lessons_folder(tmp_path, monkeypatch, "a_tiny", {
         "title": "A tiny lesson",
         "teaches": "Two runs of four steps. One check holds, one cannot. It is for the tests.",
         "base": TINY,
@@ -39,10 +38,17 @@ def tiny_lessons(tmp_path, monkeypatch):
             {"run": "second", "metric": "knn_top1", "op": ">", "than": {"run": "first"},
              "margin": 2.0, "says": "the second run is impossibly better"},
         ],
-    }))
-    real = sorted(lessons.LESSONS_DIR.glob("*.yaml"))
+    })
     if real:
         (folder / real[0].name).write_text(real[0].read_text())
+    return folder
+
+
+def lessons_folder(tmp_path, monkeypatch, name: str, lesson: dict):
+    """A lessons folder holding ``lesson`` as ``name.yaml``, served in place of the real one."""
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(lesson))
     monkeypatch.setattr(lessons, "LESSONS_DIR", folder)
     return folder
 
@@ -114,9 +120,7 @@ def test_a_lesson_run_from_the_page_shows_its_outcomes(runs_dir, tiny_lessons):
 @pytest.fixture
 def asked_lesson(tmp_path, monkeypatch):
     """A lessons folder with one tiny lesson that poses a question whose answer is measured."""
-    folder = tmp_path / "lessons"
-    folder.mkdir()
-    (folder / "asked.yaml").write_text(yaml.safe_dump({
+    return lessons_folder(tmp_path, monkeypatch, "asked", {
         "title": "A tiny lesson with a question",
         "teaches": "Two runs of four steps. One is asked about first. It is for the tests.",
         "base": TINY,
@@ -125,9 +129,7 @@ def asked_lesson(tmp_path, monkeypatch):
         "checks": [{"run": "first", "metric": "status", "op": "==", "value": "finished"}],
         "predict": {"question": "Which run ends with the more steps per image?",
                     "answer": {"highest": "knn_top1"}},
-    }))
-    monkeypatch.setattr(lessons, "LESSONS_DIR", folder)
-    return folder
+    })
 
 
 def test_predict_then_run(runs_dir, asked_lesson, monkeypatch):
