@@ -111,6 +111,18 @@ def init_from_env(device: str = "auto") -> Context:
     return _CONTEXT
 
 
+def farewell() -> None:
+    """Wait until every process is done before any leaves the group (after a run that ended
+    normally: rank 0 evaluates and checkpoints alone at the end, and a process that tears its
+    gloo connections down while another still works can abort). A peer that is already gone
+    ends the wait: the run is recorded by then."""
+    if _CONTEXT is not None and dist.is_initialized():
+        try:
+            dist.barrier()
+        except (RuntimeError, dist.DistError):
+            pass
+
+
 def shutdown() -> None:
     """Leave the process group (every process, at the end of its run)."""
     global _CONTEXT

@@ -192,6 +192,7 @@ def train(
             torch.distributed.barrier()
         if not ctx.main:
             _follower(cfg, ctx, dataset, state)
+            distributed.farewell()
             return 0
         if resume_id is not None:
             run.write_summary({"status": "loading", **owner_fields()},
@@ -202,6 +203,8 @@ def train(
         else:
             run = store.create(cfg, owner="torchrun", status="loading")
         last = _rank0(cfg, ctx, run, on_event, dataset, state)
+        if last.get("type") == "finished":  # the others passed the last step's decision
+            distributed.farewell()
         from engine.cli import report
 
         return report(run, last)
