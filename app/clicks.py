@@ -1,14 +1,19 @@
 """Buttons that act once per press.
 
-When a press's rerun is interrupted by another press (a Stop pressed while the page that the
-Train press started is still drawing, which a loaded workshop server makes common), Streamlit
-replays the first press into the next rerun, so ``if st.button(...)`` is True in both reruns
-(streamlit/streamlit#8291): the run was submitted twice, and the second run, which nobody saw,
-trained on after its owner's Stop. A button that starts something counts its presses in its
-``on_click`` callback (called once per press) and the page acts on the presses it has not taken
-yet::
+A button that starts something (Train, Run lesson, Queue sweep) must start it once per press.
+Under load Streamlit can deliver one press twice: a press whose rerun was interrupted is
+replayed into the next rerun (streamlit/streamlit#8291), and on a loaded workshop server a
+second trigger of the same press reached the button's callback seconds later, submitting a run
+nobody asked for (seen in ``bench/bench_load.py``: the owner's page then jumped to it and its
+Stop went to the wrong run).
 
-    st.button("Train", key="train", on_click=clicks.count, args=("train",))
+So each press has a token: the button's key carries the number of presses taken so far, the
+callback counts a press only when it carries the current number, and counting advances it, so
+the button drawn next is a new widget. A repeated trigger of the same press names the old
+widget (whose callback carries the old number, or is gone): it is not counted. The page acts on
+a counted press once::
+
+    clicks.button(st.sidebar, "Train", "train", type="primary")
     ...
     if clicks.take("train"):
         submit(...)
@@ -16,26 +21,48 @@ yet::
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from typing import Any
+
 import streamlit as st
 
-
-def _counted(key: str) -> str:
-    return f"_presses_{key}"
+log = logging.getLogger(__name__)
 
 
-def _taken(key: str) -> str:
-    return f"_presses_taken_{key}"
+def _token(key: str) -> str:
+    return f"_press_token_{key}"
 
 
-def count(key: str) -> None:
-    """The button's ``on_click``: one more press of ``key``."""
-    st.session_state[_counted(key)] = st.session_state.get(_counted(key), 0) + 1
+def _pending(key: str) -> str:
+    return f"_press_pending_{key}"
+
+
+def widget_key(key: str, state: Mapping[str, Any] | None = None) -> str:
+    """The key the button ``key`` has on the page now (``key`` before its first press,
+    ``key_1`` after it, ...). ``state``: a session state (an AppTest's), by default this one."""
+    state = st.session_state if state is None else state
+    token = state[_token(key)] if _token(key) in state else 0
+    return key if token == 0 else f"{key}_{token}"
+
+
+def press(key: str, token: int) -> None:
+    """The button's ``on_click``: count the press if it carries the current token."""
+    current = st.session_state.get(_token(key), 0)
+    if token != current:
+        log.warning("ignored a repeated trigger of an earlier %r press", key)
+        return
+    st.session_state[_token(key)] = current + 1
+    st.session_state[_pending(key)] = True
+
+
+def button(where: Any, label: str, key: str, **kwargs: Any) -> None:
+    """Draw the button ``key`` in ``where`` (``st``, ``st.sidebar``, a column) with the
+    current press token; keyword arguments go to ``st.button``."""
+    token = st.session_state.get(_token(key), 0)
+    where.button(label, key=widget_key(key), on_click=press, args=(key, token), **kwargs)
 
 
 def take(key: str) -> bool:
-    """True once for each press of ``key`` not taken yet (a replayed press is not a new one)."""
-    presses = st.session_state.get(_counted(key), 0)
-    if presses <= st.session_state.get(_taken(key), 0):
-        return False
-    st.session_state[_taken(key)] = presses
-    return True
+    """True once for each counted press of ``key``."""
+    return bool(st.session_state.pop(_pending(key), False))

@@ -61,8 +61,7 @@ def _start(run_id: str) -> None:
     st.caption(f"{len(cells)} runs of {budget:g} s each from this run's settings (seed "
                f"{base.seed}): about {len(cells) * (budget + 20) / 60:.0f} minutes one at a "
                "time. They wait in the queue like any run.")
-    st.button("Queue the sweep", key="sweep_go", icon=":material/playlist_add:",
-              on_click=clicks.count, args=("sweep_go",))
+    clicks.button(st, "Queue the sweep", "sweep_go", icon=":material/playlist_add:")
     if clicks.take("sweep_go"):
         sweep = Sweep.new(base, mode, ops, budget, owner=participants.name())
         sweep.save(registry().store.root)

@@ -69,9 +69,9 @@ def controls(lesson: Lesson, runner: LessonRunner | None) -> None:
         return
     label = "Run this lesson" if runner is None else "Run it again"
     waiting = lesson.predict is not None and lesson_predict.my_answer(lesson) is None
-    cols[0].button(label, icon=":material/play_arrow:", type="primary", key="lesson_run",
-                   width="stretch", disabled=waiting, on_click=clicks.count, args=("lesson_run",),
-                   help="Record your prediction first." if waiting else None)
+    clicks.button(cols[0], label, "lesson_run", icon=":material/play_arrow:", type="primary",
+                  width="stretch", disabled=waiting,
+                  help="Record your prediction first." if waiting else None)
     if clicks.take("lesson_run"):
         start_lesson(lesson)
         st.rerun()

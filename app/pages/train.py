@@ -160,8 +160,8 @@ def main() -> None:
             st.warning(warning, icon=":material/warning:")
         eval_cfg = eval_setup()
         name = st.text_input("Run name (optional)", key="run_name")
-        st.button("Train", icon=":material/rocket_launch:", type="primary", width="stretch",
-                  key="train", on_click=clicks.count, args=("train",))
+        clicks.button(st, "Train", "train", icon=":material/rocket_launch:", type="primary",
+                      width="stretch")
         all_gpus_slot = st.empty()  # "Train on all GPUs", on a machine with several
     quick = dataset_is_quick(data_cfg)
 
