@@ -15,6 +15,7 @@ object:
   refused (the queue cap), which are answers, not faults;
 - ``latency_s``: how long a press took to show its answer on the page (Train: the new run on
   screen; Stop or Cancel: the run ended), median and maximum;
+- ``unasked_runs``: per participant, runs made beyond its presses (a press delivered twice);
 - ``runs_live``: final statuses on disk while the server still runs, and ``untruthful``: runs
   whose summary says queued, loading, running or paused but whose heartbeat is stale (its
   owner is gone); ``runs_after_sigterm``: statuses once the server was sent SIGTERM, and
@@ -79,6 +80,8 @@ class Participant:
     until: float = 0.0  # when the current wait ends
     started: list[str] = field(default_factory=list)
     actions: int = 0
+    presses: int = 0  # Train presses made (each makes one run, or one refusal)
+    refused: int = 0
 
 
 def summary(runs: Path, run_id: str) -> dict[str, Any]:
@@ -109,6 +112,7 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
     if p.state == "idle":
         if click(ui.train_button(page)):
             p.state, p.since = "starting", now
+            p.presses += 1
     elif p.state == "starting":
         run_id = ui.url_param(page, "run")
         if run_id and run_id not in p.started and on_page(page, run_id):
@@ -116,8 +120,10 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             p.started.append(run_id)
             answered(p, report, "train")
             p.state, p.until = "started", now + rng.uniform(3, 10)
-        elif page.get_by_test_id("stAlert").filter(has_text="Cannot start the run").count():
+        elif (page.get_by_test_id("stAlert").filter(has_text="Cannot start the run").count()
+              and not made_since(report["runs_dir"], p.name, p.since)):  # not the last refusal's
             report["refusals"].append({"who": p.name})
+            p.refused += 1
             p.state, p.until = "idle", now + rng.uniform(3, 8)
         elif now - p.since > ANSWER_S:
             raise TimeoutError(f"no new run on screen {ANSWER_S} s after Train")
@@ -136,6 +142,14 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             p.state, p.until = "idle", now + rng.uniform(1, 4)
         elif now - p.since > ANSWER_S:
             raise TimeoutError(f"the run still live {ANSWER_S} s after Stop")
+
+
+def made_since(runs: Path, who: str, t: float) -> bool:
+    """Whether a run of ``who`` was made at ``t`` or later (a press's run exists on disk while
+    the page still shows the previous press's refusal)."""
+    first = time.strftime("%Y%m%d-%H%M%S", time.localtime(t - 1))
+    return any(d.name >= first and summary(runs, d.name).get("owner") == who
+               for d in runs.iterdir())
 
 
 def on_page(page: Any, run_id: str) -> bool:
@@ -192,7 +206,7 @@ def settle(runs: Path) -> list[str]:
 def warm_up(people: list[Participant], runs: Path) -> None:
     """Every participant trains one run for a few seconds and stops it; returns when all ended."""
     for p in people:
-        click(ui.train_button(p.page))
+        p.presses += click(ui.train_button(p.page))
     time.sleep(8)
     for p in people:
         ui.wait_until(lambda p=p: click(ui.main_button(p.page, "Stop|Cancel").first), ANSWER_S,
@@ -284,6 +298,10 @@ def main() -> None:
             report["runs_live"] = {s: sum(status(runs, r) == s for r in ids)
                                    for s in sorted({status(runs, r) for r in ids})}
             report["untruthful"] = [r for r in ids if stale(runs, r)]
+            owned = {p.name: sum(summary(runs, r).get("owner") == p.name for r in ids)
+                     for p in people}
+            report["unasked_runs"] = {p.name: extra for p in people
+                                      if (extra := owned[p.name] - p.presses + p.refused) > 0}
             report["actions"] = sum(p.actions for p in people)
             report["rss_mb_end"] = round(app.rss_mb(), 1)
             report["tree_rss_mb_end"] = round(app.tree_rss_mb(), 1)

@@ -147,3 +147,16 @@ def test_event_log_readers_have_independent_cursors():
 
 def test_rundir_id():
     assert RunDir(__import__("pathlib").Path("/x/abc")).id == "abc"
+
+
+def test_a_run_id_and_its_label_name_the_same_second(tmp_path, monkeypatch):
+    """The id's time and the summary's creation time are one moment, so the label a person reads
+    (``... · 14:02:37 · queued``) names the second the id names, even across a second boundary."""
+    from app.run_info import label
+
+    clock = iter([1_800_000_000.999, 1_800_000_001.2, 1_800_000_001.4])
+    monkeypatch.setattr(time, "time", lambda: next(clock))
+    run = RunStore(tmp_path).create(RunConfig(), owner="ada")
+    monkeypatch.undo()
+    stamp = run.id[9:15]
+    assert f"{stamp[:2]}:{stamp[2:4]}:{stamp[4:]}" in label(run)

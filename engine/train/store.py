@@ -73,8 +73,10 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def new_run_id(cfg: RunConfig) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+def new_run_id(cfg: RunConfig, created: float | None = None) -> str:
+    """``20261206-141502-simclr-shapes-3f2a``: the creation time (``created``, now by default)
+    to the second, method, data set and a random suffix."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(created))
     slug = re.sub(r"[^a-z0-9]+", "-", f"{cfg.method.name}-{cfg.data.name}".lower()).strip("-")
     return f"{stamp}-{slug}-{os.urandom(2).hex()}"
 
@@ -146,11 +148,14 @@ class RunDir:
         return self.path.name
 
     # -- writing ----------------------------------------------------------------------------
-    def create(self, cfg: RunConfig, owner: str = "", status: str = "queued") -> None:
-        """Make the directory with its config and a summary owned by this process."""
+    def create(self, cfg: RunConfig, owner: str = "", status: str = "queued",
+               created: float | None = None) -> None:
+        """Make the directory with its config and a summary owned by this process
+        (``created``: the time its id was made from, now by default)."""
         self.path.mkdir(parents=True, exist_ok=False)
         atomic_write_json(self.path / "config.json", cfg.to_dict())
-        self.write_summary({"status": status, "owner": owner, "created": time.time(),
+        self.write_summary({"status": status, "owner": owner,
+                            "created": time.time() if created is None else created,
                             **owner_fields()})
 
     def append_metric(self, event: dict[str, Any]) -> None:
@@ -298,8 +303,9 @@ class RunStore:
 
     def create(self, cfg: RunConfig, owner: str = "", status: str = "queued") -> RunDir:
         """A new run directory (config.json and a summary with ``status`` and ``owner``)."""
-        run = RunDir(self.root / new_run_id(cfg))
-        run.create(cfg, owner, status)
+        created = time.time()  # one moment for the id and the summary: labels show the id's time
+        run = RunDir(self.root / new_run_id(cfg, created))
+        run.create(cfg, owner, status, created)
         return run
 
     def path_of(self, run_id: str) -> Path:
