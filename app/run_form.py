@@ -17,7 +17,7 @@ from engine.data import DATASETS
 from engine.data.roots import allowed_roots, lan_mode
 from engine.methods import METHODS, describe_method
 from engine.models import BACKBONES
-from engine.recipe import train_recipe
+from engine.recipe import preset_for, train_recipe
 
 DEFAULT_EPOCHS = 10.0  # when the budget is switched to epochs
 # The steps the sliders offer (a convenience, not a constraint: the declared default is added
@@ -25,7 +25,7 @@ DEFAULT_EPOCHS = 10.0  # when the budget is switched to epochs
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048]
 IMAGE_SIZES = [16, 24, 28, 32, 48, 64, 96, 128, 224]
 EVAL_BANK = [500, 1000, 2000, 5000, 10000, 0]
-EVAL_QUERIES = [250, 500, 1000, 2000]
+EVAL_QUERIES = [250, 500, 1000, 2000, 5000, 10000]
 #: Data sets of a few small objects on a plain background, for which the presets' crops are
 #: sized (no smaller than half the image)
 SMALL_OBJECT_DATASETS = ("shapes", "digits")
@@ -168,7 +168,8 @@ def eval_setup() -> EvalConfig:
         queries = setting_select("eval.knn_test_size", "Test images (kNN and map)",
                                  "eval_queries", EVAL_QUERIES, widget="select_slider",
                                  help="Test images classified by kNN; the embedding map shows "
-                                 "them too.")
+                                 "them too (10,000: all of CIFAR-10's test split; each "
+                                 "evaluation embeds them all, which takes time on a CPU).")
         every = setting_slider("eval.every_seconds", "Evaluate every (s)", "eval_every", 5,
                                300, 5)
     return EvalConfig(knn_train_size=int(bank), knn_test_size=int(queries),
@@ -180,13 +181,19 @@ def backbone_setup() -> str:
 
 
 def augment_preset(default: str, data_name: str) -> str:
-    """The preset picker, starting from the method's own (``Method.default_preset``)."""
+    """The preset picker, starting from the method's own (``Method.default_preset``) in its form
+    for the data set (``engine.recipe.preset_for``: natural images get SimCLR's crops)."""
+    own, default = default, preset_for(default, data_name)
     preset = setting_select("augment.preset", "Augmentation preset", f"aug_preset_{default}",
                             list_presets(), default, help="Edit its ops and see the views it "
                             "makes in the Augmentations tab.")
     crops = [op["scale"][0] for view in resolve_views(AugmentConfig(preset=preset))
              for op in view if op["op"] == "random_resized_crop"]
-    if data_name not in SMALL_OBJECT_DATASETS and crops and min(crops) >= 0.5:
+    if preset == default != own:
+        st.caption(f"Natural images: {default}, with crops down to 8 % of the image, is "
+                   f"suggested instead of {own} (sized for `shapes`); it learned more on "
+                   "CIFAR-10 (BENCHMARKS.md).")
+    elif data_name not in SMALL_OBJECT_DATASETS and crops and min(crops) >= 0.5:
         st.caption(f"{preset} crops no smaller than half the image, sized for `shapes`. On "
                    "natural images SimCLR's crops down to 8 % learn more: try simclr_cifar.")
     return preset

@@ -2,10 +2,12 @@
 
 ``augment.preset`` (``""``), ``train.batch_size``, ``train.lr`` and ``train.warmup_epochs``
 (``None``) mean "the method's own": its ``Method.default_preset`` and ``Method.train_defaults``,
-else the engine's :data:`TRAIN_RECIPE` (SGD's learning rate is :data:`SGD_LR`). An explicit
-value always wins. A ``RunConfig`` calls :func:`fill` when it is made, so the Train page, the
-CLI (``--set method.name=X``), the lessons, the tests and the benchmarks all get the same run
-for the same method, and ``config.json`` is complete.
+else the engine's :data:`TRAIN_RECIPE` (SGD's learning rate is :data:`SGD_LR`). On natural
+images (:data:`NATURAL_IMAGE_DATA`: photos, the user's own folder) a preset sized for a few
+small objects on a plain background gives way to its natural-image form
+(:data:`NATURAL_PRESETS`). An explicit value always wins. A ``RunConfig`` calls :func:`fill`
+when it is made, so the Train page, the CLI (``--set method.name=X``), the lessons, the tests
+and the benchmarks all get the same run for the same method, and ``config.json`` is complete.
 """
 
 from __future__ import annotations
@@ -25,17 +27,28 @@ TRAIN_RECIPE: dict[str, float] = {
 SGD_LR = 0.05
 #: the preset of a method that names none (``Method.default_preset``'s own default)
 DEFAULT_PRESET = "simclr"
+#: data sets of natural images: photos, and a folder of the user's own images
+NATURAL_IMAGE_DATA = ("folder", "cifar10", "cifar100", "stl10")
+#: preset sized for small objects on a plain background -> its form for natural images. SimCLR
+#: on CIFAR-10, small CNN, 300 s on a 2-core CPU: BENCHMARKS.md, "CIFAR-10 on the CPU"
+NATURAL_PRESETS = {"simclr": "simclr_cifar"}
 
 
-def recipe(method: str, optimizer: str = "adamw") -> dict[str, Any]:
-    """The settings ``method`` brings: ``{"augment.preset", "train.batch_size", "train.lr",
-    "train.warmup_epochs"}``. An unknown method gets the engine's (the run's check names it)."""
+def recipe(method: str, optimizer: str = "adamw", data: str = "") -> dict[str, Any]:
+    """The settings ``method`` brings on data set ``data``: ``{"augment.preset",
+    "train.batch_size", "train.lr", "train.warmup_epochs"}``. An unknown method gets the
+    engine's (the run's check names it)."""
     from engine.methods import METHODS
 
     cls = METHODS.get(method) if method in METHODS else None
     train = train_recipe(cls.train_defaults if cls is not None else {}, optimizer)
-    preset = cls.default_preset if cls is not None else DEFAULT_PRESET
+    preset = preset_for(cls.default_preset if cls is not None else DEFAULT_PRESET, data)
     return {"augment.preset": preset, **{f"train.{k}": v for k, v in train.items()}}
+
+
+def preset_for(preset: str, data: str) -> str:
+    """A method's preset on data set ``data``: its natural-image form on natural images."""
+    return NATURAL_PRESETS.get(preset, preset) if data in NATURAL_IMAGE_DATA else preset
 
 
 def train_recipe(train_defaults: dict[str, float], optimizer: str = "adamw") -> dict[str, float]:
@@ -48,7 +61,7 @@ def train_recipe(train_defaults: dict[str, float], optimizer: str = "adamw") -> 
 def fill(cfg: RunConfig) -> dict[str, dict[str, Any]]:
     """Section -> {field: value} for every setting ``cfg`` leaves to its method (empty when it
     leaves none). ``RunConfig`` applies this when it is made."""
-    own = recipe(cfg.method.name, cfg.train.optimizer)
+    own = recipe(cfg.method.name, cfg.train.optimizer, cfg.data.name)
     out: dict[str, dict[str, Any]] = {}
     for key, value in own.items():
         section, name = key.split(".")

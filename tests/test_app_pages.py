@@ -161,14 +161,18 @@ def test_sgd_brings_its_own_learning_rate_and_momentum(runs_dir):
     assert at.sidebar.number_input(key="train_momentum").value == 0.9
 
 
-def test_natural_images_get_a_hint_about_crop_sizes(runs_dir):
+def test_natural_images_get_the_natural_image_preset(runs_dir):
     at = app().run()
     assert not any("simclr_cifar" in c.value for c in at.sidebar.caption)  # shapes: sized for it
     at.sidebar.selectbox(key="data_name").set_value("folder").run()
     no_exception(at)
+    picker = at.sidebar.selectbox(key="aug_preset_simclr_cifar")
+    assert picker.value == "simclr_cifar"  # the engine's recipe for a folder of photos
+    assert any("Natural images: simclr_cifar" in c.value for c in at.sidebar.caption)
+    picker.set_value("simclr").run()  # the shapes-sized crops, picked by hand: a hint
     assert any("try simclr_cifar" in c.value for c in at.sidebar.caption)
-    at.sidebar.selectbox(key="aug_preset_simclr").set_value("simclr_cifar").run()
-    assert not any("try simclr_cifar" in c.value for c in at.sidebar.caption)
+    at.sidebar.selectbox(key="data_name").set_value("shapes").run()
+    assert at.sidebar.selectbox(key="aug_preset_simclr").value == "simclr"
 
 
 def _default_preset(method: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from engine.cli import load_config
 from engine.config import AugmentConfig, RunConfig, TrainConfig
 from engine.methods import METHODS
-from engine.recipe import SGD_LR, TRAIN_RECIPE, recipe, resolve
+from engine.recipe import NATURAL_PRESETS, SGD_LR, TRAIN_RECIPE, recipe, resolve
 from tests.fixtures.app import APP, TIMEOUT, no_exception
 
 pytestmark = pytest.mark.usefixtures("no_umap_warm_up")
@@ -55,6 +55,17 @@ def test_an_explicit_value_wins_and_another_method_brings_its_own():
     assert resolve({"method": {"name": "byol"}}) == byol
     assert resolve(byol) == byol
     assert recipe("no_such_method")["augment.preset"] == "simclr"
+
+
+def test_natural_images_get_the_natural_image_form_of_a_preset():
+    folder = RunConfig().with_overrides({"data.name": "folder"})
+    assert folder.augment.preset == NATURAL_PRESETS["simclr"] == "simclr_cifar"
+    assert folder.with_overrides({"data.name": "shapes"}).augment.preset == "simclr"
+    assert folder.with_overrides({"method.name": "byol"}).augment.preset == "colour_invariant"
+    mine = folder.with_overrides({"augment.preset": "simclr"})  # explicit: kept
+    assert mine.augment.preset == "simclr"
+    assert recipe("simclr", data="cifar10")["augment.preset"] == "simclr_cifar"
+    assert recipe("simclr", data="digits")["augment.preset"] == "simclr"
 
 
 def _page_config(method: str, runs_dir: Path) -> RunConfig:
