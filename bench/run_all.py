@@ -4,8 +4,9 @@ writes every result as JSON to ``runs_bench/bench_results.json`` (git-ignored).
 Each benchmark runs in its own process (a fresh interpreter, so one's threads, caches and
 compiled kernels do not help or hinder the next) and prints JSON lines; the table shows the
 figures that BENCHMARKS.md reports. The GPU benchmark skips, with a message, without CUDA.
-The methods benchmark (every method trained for minutes) is slow and runs only with ``--all``
-or ``--only methods``. Install the peers first: ``pip install -r bench/requirements.txt``.
+The methods benchmark (every method trained for minutes) and the CIFAR-10 one (SimCLR against
+lightly for 300 s each) are slow and run only with ``--all`` or ``--only methods cifar10_cpu``.
+Install the peers first: ``pip install -r bench/requirements.txt``.
 
     .venv/bin/python bench/run_all.py                       # all but the slow ones
     .venv/bin/python bench/run_all.py --only train_step latency
@@ -62,6 +63,8 @@ BENCHES = [
     Bench("gpu", [str(BENCH / "bench_gpu.py")], ("method", "batch"),
           ("skipped", "images_per_s", "model_only_images_per_s", "fraction_of_bf16_peak")),
     Bench("methods", [str(BENCH / "bench_methods.py")], (), (), slow=True),
+    Bench("cifar10_cpu", [str(BENCH / "bench_cifar10_cpu.py")], ("pipeline",),
+          ("knn_top1", "steps", "images_per_s"), when={"bench": "cifar10_cpu"}, slow=True),
 ]
 
 
