@@ -91,3 +91,57 @@ def test_warm_up_is_idempotent():
     assert t1 is t2 and t1 is not None
     assert warm_up_umap(background=False) is None  # waits for the same run
     assert not t1.is_alive() and umap_is_warm()
+
+
+def _two_snapshots(n: int = 1500, d: int = 32, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Embeddings of the same points at two training steps: 10 clusters that tighten and
+    move a little while each point drifts (what a run's next snapshot looks like)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(10, d)) * 1.5
+    y = rng.integers(0, 10, n)
+    x0 = centres[y] + rng.normal(size=(n, d))
+    x1 = x0 + 0.3 * centres[y] + 0.4 * rng.normal(size=(n, d))
+    return x0.astype(np.float32), x1.astype(np.float32), y
+
+
+def test_a_warm_started_map_keeps_neighbours_as_well_as_a_cold_one_and_keeps_its_shape():
+    from engine.eval.map_quality import knn_preservation, map_shift
+    from engine.eval.maps import layout_epochs
+
+    x0, x1, y = _two_snapshots()
+    previous = umap_2d(x0, seed=0)
+    cold = umap_2d(x1, seed=0, n_epochs=layout_epochs(len(x1)))
+    warm = umap_2d(x1, seed=0, n_epochs=layout_epochs(len(x1), warm=True), init=previous)
+    # measured: 0.21 / 0.19 on two seeds; a random map keeps 10 / 1500 = 0.007
+    assert knn_preservation(x1, warm) >= 0.85 * knn_preservation(x1, cold)
+    assert _loo_knn_2d(warm, y) >= _loo_knn_2d(cold, y) - 0.02
+    # the picture stays where it was; a map from scratch lands anywhere (turned, mirrored)
+    assert map_shift(previous, warm) < 0.5 * map_shift(previous, cold)
+    with pytest.raises(ValueError, match="init must be"):
+        umap_2d(x1, init=previous[:10])
+
+
+def test_a_subset_map_places_the_other_points_by_their_neighbours():
+    from engine.eval.map_quality import knn_preservation
+
+    x, y = _blobs(n_per=200)
+    full = umap_2d(x, n_neighbors=10, seed=0)
+    part = umap_2d(x, n_neighbors=10, seed=0, max_points=200)
+    assert part.shape == (600, 2) and np.isfinite(part).all()
+    assert _loo_knn_2d(part, y) > 0.98  # the blobs stay apart
+    # a third of the points laid out keeps half the neighbourhoods (measured 0.15 / 0.29):
+    # placed points sit at their neighbours' mean, not among them
+    assert knn_preservation(x, part) >= 0.4 * knn_preservation(x, full)
+    assert np.array_equal(part, umap_2d(x, n_neighbors=10, seed=0, max_points=200))
+
+
+def test_place_by_neighbours_hand_built():
+    from engine.eval.projection import place_by_neighbours
+
+    feats = np.array([[1, 0], [0, 1], [1, 0.01], [0.01, 1], [1, 1]], np.float32)
+    coords = np.array([[-5, 0], [5, 0]], np.float32)  # the map of rows 0 and 1
+    out = place_by_neighbours(feats, np.array([0, 1]), coords, k=1)
+    assert out[[0, 1]].tolist() == coords.tolist()
+    assert out[2].tolist() == [-5, 0] and out[3].tolist() == [5, 0]  # at their neighbour
+    both = place_by_neighbours(feats, np.array([0, 1]), coords, k=2)
+    np.testing.assert_allclose(both[4], [0, 0], atol=1e-5)  # halfway: equally similar to both

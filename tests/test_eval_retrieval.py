@@ -41,6 +41,17 @@ def test_faiss_agrees_with_brute_force():
     _assert_same_search(NeighbourIndex(x).search(q, 10), brute_force_search(x, q, 10))
 
 
+def test_faiss_agrees_with_brute_force_over_a_50000_image_bank():
+    # the Explore page's bank of CIFAR-10 train images: clicked points are bank rows
+    centres = _random(10, 128, seed=2) * 2
+    bank = centres[np.arange(50_000) % 10] + _random(50_000, 128, seed=3)
+    rows = np.random.default_rng(4).choice(50_000, 20, replace=False)
+    sims, idx = NeighbourIndex(bank).neighbours_of(rows, 10)
+    ref_sims, ref = brute_force_search(bank, bank[rows], 11)
+    assert np.array_equal(ref[:, 0], rows)  # each row is its own nearest: leave it out
+    _assert_same_search((sims, idx), (ref_sims[:, 1:], ref[:, 1:]))
+
+
 def test_search_returns_descending_cosines_and_dtypes():
     sims, idx = NeighbourIndex(_random(100, 8)).search(_random(5, 8, seed=1), 7)
     assert sims.shape == idx.shape == (5, 7)

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from engine.eval.maps import MapCache, MapKey
+from engine.eval.maps import MAX_LAYOUT_POINTS, MapCache, MapKey, layout_epochs
 
 
 class FakeProjection:
@@ -178,3 +178,31 @@ def test_real_projections_when_available():
     cache.request(MapKey("a", 0), x, n_neighbors=10, min_dist=0.1, seed=0)
     umap = cache.wait(MapKey("a", 0), timeout=120, n_neighbors=10, min_dist=0.1, seed=0)
     assert umap is not None and umap.shape == (80, 2)
+
+
+def test_a_umap_starts_from_the_same_points_map_at_the_nearest_other_step(cache, fake):
+    fake.release.set()
+    first = cache.request(MapKey("a", 0), feats()) or cache.wait(MapKey("a", 0), timeout=5)
+    cache.request(MapKey("a", 5), feats()) or cache.wait(MapKey("a", 5), timeout=5)
+    cold, warm = (c[2] for c in fake.calls)
+    assert cold["n_epochs"] == layout_epochs(20) == 500 and "init" not in cold
+    assert warm["n_epochs"] == layout_epochs(20, warm=True) == 250 and warm["init"] is first
+    assert warm["max_points"] == cold["max_points"] == MAX_LAYOUT_POINTS
+    # not from other points, another run or feature, other settings; the caller's win
+    for key, x, params in ((MapKey("a", 6), feats(n=21), {}), (MapKey("b", 6), feats(), {}),
+                           (MapKey("a", 6, "z"), feats(), {}),
+                           (MapKey("a", 7), feats(), {"seed": 3, "n_epochs": 9})):
+        cache.request(key, x, **params)
+        assert cache.wait(key, timeout=5, **params) is not None
+        assert "init" not in fake.calls[-1][2]
+    assert fake.calls[-1][2]["n_epochs"] == 9
+    cache.request(MapKey("a", 3), feats())  # two candidates: step 5 is nearer than step 0
+    later = cache.wait(MapKey("a", 5), timeout=5)
+    assert cache.wait(MapKey("a", 3), timeout=5) is not None
+    assert fake.calls[-1][2]["init"] is later
+
+
+def test_layout_epochs_keep_a_budget_of_point_epochs():
+    assert [layout_epochs(n) for n in (1000, 4000, 5000, 10_000, 20_000, 50_000)] == [
+        500, 500, 400, 200, 100, 100]  # 50,000: a subset of MAX_LAYOUT_POINTS is laid out
+    assert layout_epochs(10_000, warm=True) == 100

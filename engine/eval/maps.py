@@ -10,6 +10,17 @@ A computed map of a finished snapshot never changes, so nothing is ever recomput
 One worker is deliberate: UMAP uses every core through numba, and it shares the machine with a
 training thread; two UMAPs at once would each take twice as long. The newest request runs first
 (a user flipping through snapshots wants the one on the screen, not the one they left).
+
+Big maps (the 10,000 CIFAR-10 test images, a 50,000-image bank) are made affordable three ways,
+each measured in BENCHMARKS.md ("Maps and retrieval at the scale of real data sets"):
+the layout gets a fixed budget of point-epochs (:func:`layout_epochs`: umap-learn's 500 epochs
+up to 4,000 points, fewer above); a UMAP of ``MapKey(run, step, f)`` starts from the cached UMAP
+of the same run, feature and points at the nearest other step (the previous snapshot while a
+run trains): no spectral initialisation, half the epochs, and the map keeps its shape from one
+snapshot to the next; above ``MAX_LAYOUT_POINTS`` points UMAP lays out a random subset and
+places the others by their neighbours (:func:`engine.eval.projection.place_by_neighbours`).
+A warm-started map depends on which maps were computed before it; each is a UMAP of its own
+snapshot.
 """
 
 from __future__ import annotations
@@ -22,6 +33,19 @@ from typing import Any, NamedTuple
 import numpy as np
 
 KINDS = ("pca", "umap")
+#: points x layout epochs of a UMAP from scratch: 200 epochs at 10,000 points
+LAYOUT_BUDGET = 2_000_000
+#: above this many points UMAP lays out a random subset of this size and places the rest
+MAX_LAYOUT_POINTS = 20_000
+
+
+def layout_epochs(n: int, warm: bool = False) -> int:
+    """UMAP layout epochs for a map of ``n`` points: ``LAYOUT_BUDGET / n`` between 100 and
+    umap-learn's own 500, halved for a warm start (it needs no spectral initialisation and
+    starts from a layout of the same points)."""
+    laid_out = min(max(n, 1), MAX_LAYOUT_POINTS)
+    epochs = min(500, max(100, LAYOUT_BUDGET // laid_out))
+    return epochs // 2 if warm else epochs
 
 
 class MapKey(NamedTuple):
@@ -191,6 +215,24 @@ class MapCache:
         while len(self._done) > self.max_entries:
             self._done.popitem(last=False)
 
+    def _plan(self, slot: tuple, n: int, params: dict[str, Any]) -> dict[str, Any]:
+        """The UMAP settings of ``slot`` (N points): the caller's ``params`` over the cache's
+        epochs and subset size, and ``init`` (a warm start) when a map of the same points at
+        another step is cached."""
+        key, _, settings = slot
+        plan: dict[str, Any] = {"n_epochs": layout_epochs(n), "max_points": MAX_LAYOUT_POINTS}
+        if isinstance(key, MapKey):
+            with self._lock:
+                near = [(abs(k.step - key.step), coords) for (k, kind, p), coords
+                        in self._done.items()
+                        if kind == "umap" and p == settings and isinstance(k, MapKey)
+                        and k.run_id == key.run_id and k.feature == key.feature
+                        and k.step != key.step and len(coords) == n]
+            if near:
+                plan = {**plan, "n_epochs": layout_epochs(n, warm=True),
+                        "init": min(near, key=lambda t: t[0])[1]}
+        return {**plan, **params}
+
     def _ensure_worker(self) -> None:
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._loop, name="map-worker", daemon=True)
@@ -215,6 +257,8 @@ class MapCache:
                     self._warming, self._warmed = False, True
                     self._wake.notify_all()
                 continue
+            if kind == "umap":
+                params = self._plan(slot, len(feats), params)
             try:
                 coords, error = self._project(kind, feats, params), None
             except Exception as exc:  # noqa: BLE001 — reported through error()

@@ -77,6 +77,8 @@ def umap_2d(
     min_dist: float = 0.1,
     seed: int | None = 0,
     n_epochs: int | None = None,
+    init: np.ndarray | None = None,
+    max_points: int | None = None,
 ) -> np.ndarray:
     """UMAP of the embeddings with the cosine metric, on an exact faiss kNN graph.
 
@@ -89,12 +91,26 @@ def umap_2d(
         n_epochs: layout optimisation epochs; None = umap-learn's default (500 up to 10,000
             points, 200 above). The layout is most of a warm map's time: fewer epochs, a
             faster and rougher map.
+        init: (N, 2) a layout to start from instead of the spectral one, e.g. the map of the
+            same points at the previous snapshot (a warm start: a few epochs move it to the
+            new embeddings; the map also keeps its orientation from one snapshot to the next).
+        max_points: above this many points, UMAP lays out a random subset of this size
+            (fixed by ``seed``) and each other point is placed by :func:`place_by_neighbours`;
+            None = every point. ``engine.eval.map_quality`` measures what this costs.
 
     Returns:
         float32 (N, 2). Fewer than ``MIN_UMAP_POINTS`` points: :func:`pca_2d` instead.
     """
     x = as_matrix(feats)
     n = x.shape[0]
+    if init is not None and np.shape(init) != (n, 2):
+        raise ValueError(f"init must be ({n}, 2) like the map; got {np.shape(init)}")
+    if max_points is not None and n > max_points >= MIN_UMAP_POINTS:
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(n, max_points, replace=False))
+        part = umap_2d(x[sample], n_neighbors, min_dist, seed, n_epochs,
+                       None if init is None else np.asarray(init)[sample])
+        return place_by_neighbours(x, sample, part)
     if n < MIN_UMAP_POINTS:
         return pca_2d(x)
     import umap  # slow import (numba); only paid by the first map
@@ -113,10 +129,33 @@ def umap_2d(
         random_state=seed,
         n_jobs=1 if seed is not None else -1,
         precomputed_knn=(indices, dists),
-        init="spectral",
+        init="spectral" if init is None else np.asarray(init, dtype=np.float32),
         n_epochs=n_epochs,
     )
     return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+def place_by_neighbours(feats: Any, sample: np.ndarray, coords: np.ndarray,
+                        k: int = 5) -> np.ndarray:
+    """A map of all N points from a map of some of them: each point outside ``sample`` goes to
+    the similarity-weighted mean position of its ``k`` cosine-nearest sampled points (the
+    starting guess of umap-learn's ``transform``, without its optimisation).
+
+    Args:
+        feats: (N, D); sample: (M,) sorted rows of ``feats`` that ``coords`` (M, 2) maps.
+
+    Returns:
+        float32 (N, 2): ``coords`` at ``sample``, the placed points elsewhere.
+    """
+    x = as_matrix(feats)
+    out = np.zeros((x.shape[0], 2), np.float32)
+    out[sample] = coords
+    rest = np.setdiff1d(np.arange(x.shape[0]), sample)
+    if len(rest):
+        sims, idx = NeighbourIndex(x[sample]).search(x[rest], k)  # (R, k)
+        w = np.maximum(sims, 0.0) + 1e-6  # (R, k); the 1e-6 keeps rows of zeros defined
+        out[rest] = (w[:, :, None] * coords[idx]).sum(1) / w.sum(1, keepdims=True)
+    return out
 
 
 def _warm_up() -> None:
