@@ -18,8 +18,13 @@ from PIL import Image
 
 from app.images import to_hwc
 
-TILE = 48  # px per thumbnail in the sprite; shown enlarged (pixelated) in the box
+TILE = 48  # px per thumbnail in the sprite at most; shown enlarged (pixelated) in the box
 SHOWN = 112  # px of the box
+#: above this many images the sheet is a JPEG (a PNG of 10,000 CIFAR-10 images: 25 MB and 25 s
+#: to encode; a JPEG at quality 85: 3.7 MB and 0.04 s)
+JPEG_ABOVE = 2000
+#: the sheet's pixels at most: 10,000 images of 32 px; more images get smaller tiles
+MAX_SHEET_PIXELS = 10_000 * 32 * 32
 
 _JS = """
 export default function ({ data, parentElement }) {
@@ -69,10 +74,19 @@ def _component():  # noqa: ANN202
     return st.components.v2.component("ssl_hover_thumbnails", html="<span></span>", js=_JS)
 
 
-def sprite_sheet(images: np.ndarray, tile: int = TILE) -> tuple[str, int, int]:
-    """All images (N, C, H, W) uint8 as one PNG data URL, ``columns`` tiles of ``tile`` px to a
-    row; returns (data URL, columns, rows)."""
+def tile_size(n: int, side: int) -> int:
+    """Pixels per tile for ``n`` images of ``side`` px: never above the images' own size (the
+    box enlarges them anyway) nor ``TILE``, and small enough that the sheet stays within
+    ``MAX_SHEET_PIXELS`` (50,000 images: 14 px)."""
+    return max(8, min(TILE, side, int(math.sqrt(MAX_SHEET_PIXELS / max(n, 1)))))
+
+
+def sprite_sheet(images: np.ndarray, tile: int | None = None) -> tuple[str, int, int, int]:
+    """All images (N, C, H, W) uint8 as one image data URL (PNG, or JPEG above
+    ``JPEG_ABOVE`` images), ``columns`` tiles of ``tile`` px (default :func:`tile_size`) to a
+    row; returns (data URL, columns, rows, tile)."""
     n = len(images)
+    tile = tile or tile_size(n, int(max(images.shape[1:])))  # (N, C, H, W) or (N, H, W, C)
     columns = max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / columns))
     sheet = Image.new("RGB", (columns * tile, rows * tile), "white")
@@ -80,12 +94,14 @@ def sprite_sheet(images: np.ndarray, tile: int = TILE) -> tuple[str, int, int]:
         pic = Image.fromarray(to_hwc(im)).resize((tile, tile), Image.NEAREST)
         sheet.paste(pic, ((i % columns) * tile, (i // columns) * tile))
     buf = io.BytesIO()
-    sheet.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), columns, rows
+    kind = "jpeg" if n > JPEG_ABOVE else "png"
+    sheet.save(buf, format=kind, **({"quality": 85} if kind == "jpeg" else {"optimize": True}))
+    url = f"data:image/{kind};base64," + base64.b64encode(buf.getvalue()).decode()
+    return url, columns, rows, tile
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _sprite(run_id: str, step: int, _images: np.ndarray) -> tuple[str, int, int]:
+def _sprite(run_id: str, step: int, _images: np.ndarray) -> tuple[str, int, int, int]:
     return sprite_sheet(_images)
 
 
@@ -94,9 +110,9 @@ def hover_thumbnails(meta: str, run_id: str, step: int, images: np.ndarray | Non
     ``layout.meta == meta``; rows of ``images`` (N, C, H, W) are the map's points in order."""
     if images is None or not len(images):
         return
-    sprite, columns, rows = _sprite(run_id, step, images)
+    sprite, columns, rows, tile = _sprite(run_id, step, images)
     _component()(
-        data={"meta": meta, "sprite": sprite, "tile": TILE, "columns": columns, "rows": rows,
+        data={"meta": meta, "sprite": sprite, "tile": tile, "columns": columns, "rows": rows,
               "shown": SHOWN},
         key=f"hover_{meta}",
     )

@@ -46,8 +46,33 @@ def test_embedding_map_is_one_webgl_trace_with_rows_as_customdata():
     fig = charts.embedding_map(xy, codes, list("abcd"), [str(i) for i in range(50)])
     assert len(fig.data) == 1 and fig.data[0].type == "scattergl"
     assert list(fig.data[0].customdata) == list(range(50))
-    assert fig.data[0].marker.color[0] == charts.UNLABELLED
+    assert _drawn_colour(fig.data[0].marker, 0) == charts.UNLABELLED
+    assert [_drawn_colour(fig.data[0].marker, i) for i in range(1, 50)] == [
+        charts.colour_of(int(c)) for c in codes[1:]]
     assert fig.layout.dragmode is None  # Streamlit's pan + click-to-select
+
+
+def _drawn_colour(marker, i: int) -> str:  # noqa: ANN001
+    """The colour Plotly draws point ``i`` in: its code's place on the stepped colour scale
+    (the last step whose start is at or below it)."""
+    at = (marker.color[i] - marker.cmin) / (marker.cmax - marker.cmin)
+    return [colour for start, colour in marker.colorscale if start <= at][-1]
+
+
+def test_big_maps_draw_smaller_fainter_points_and_a_jpeg_sheet_of_small_tiles():
+    from app.hover import TILE, sprite_sheet, tile_size
+
+    size, opacity = charts.marker_for(1000)
+    assert (size, opacity) == (7, 0.85)
+    s10, o10 = charts.marker_for(10_000)
+    s50, o50 = charts.marker_for(50_000)
+    assert size > s10 > s50 >= 2.5 and opacity > o10 > o50 >= 0.3
+    assert tile_size(1000, 32) == 32 and tile_size(1000, 96) == TILE  # never enlarged
+    assert tile_size(10_000, 32) == 32 and tile_size(50_000, 32) == 14
+    small = np.zeros((10, 3, 32, 32), np.uint8)
+    assert sprite_sheet(small)[0].startswith("data:image/png")
+    url, columns, rows, tile = sprite_sheet(np.zeros((2500, 3, 32, 32), np.uint8))
+    assert url.startswith("data:image/jpeg") and (columns, rows, tile) == (50, 50, 32)
 
 
 def test_legend_names_every_colour_and_escapes_html():

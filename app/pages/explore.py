@@ -69,20 +69,19 @@ def selection_panel(snap: mapview.Snapshot, rows: list[int], colouring: str) -> 
     selection_export.downloads(snap, rows)
 
 
-def map_fragment(snap: mapview.Snapshot, kind: str, colouring: str, feature: str, k: int) -> None:
+def map_fragment(snap: mapview.Snapshot, xy: np.ndarray, shown: str, colouring: str,
+                 feature: str, k: int) -> None:
     """The map and what is selected on it: a fragment, so a click redraws only this part.
 
     The figure never depends on the selection: Streamlit identifies a chart by its content, so
     a figure that changed with each click would lose the selection it reports."""
-    xy, shown = mapview.coords(snap, feature, kind)
     codes, names = snap.codes(colouring)
     left, right = st.columns([3, 2], gap="large")
     with left:
         counts = np.bincount(codes[codes >= 0], minlength=len(names)).tolist()
         st.markdown(charts.legend_html(names, counts), unsafe_allow_html=True)
-        hover = [snap.describe_row(i) for i in range(snap.n)]
-        map_id = f"explore_map_{snap.run_id}_{snap.step}_{feature}_{shown}"
-        fig = charts.embedding_map(xy, codes, names, hover, height=620, meta=map_id)
+        map_id = mapview.map_id(snap, feature, shown)
+        fig = mapview.map_figure(snap, feature, xy, shown, colouring, height=620)
         event = st.plotly_chart(
             fig, key=map_id,
             on_select="rerun", selection_mode=("points", "lasso"),
@@ -92,7 +91,6 @@ def map_fragment(snap: mapview.Snapshot, kind: str, colouring: str, feature: str
         st.caption(f"{mapview.MAP_KINDS[shown]} of {snap.n} test images, feature {feature}, at "
                    f"step {snap.step}. Click a point to query it; to select a group, pick the "
                    "lasso in the chart's toolbar (top right) and draw. Double-click clears.")
-        hover_thumbnails(map_id, snap.run_id, snap.step, snap.thumbs)
     rows = charts.selected_rows(event)
     with right:
         if not rows:
@@ -157,7 +155,11 @@ def main() -> None:
         error = mapview.umap_error(snap, feature)
         if error:
             st.warning(f"UMAP failed ({error}); showing PCA.")
-    st.fragment(map_fragment)(snap, kind, colouring, feature, k)
+    xy, shown = mapview.coords(snap, feature, kind)
+    st.fragment(map_fragment)(snap, xy, shown, colouring, feature, k)
+    # outside the fragment: a click reruns the fragment only, and the sprite sheet of every
+    # image (megabytes for 10,000 images) is not sent again
+    hover_thumbnails(mapview.map_id(snap, feature, shown), snap.run_id, snap.step, snap.thumbs)
     studio.section(snap)
 
 
