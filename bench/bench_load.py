@@ -63,6 +63,9 @@ ANSWER_S = 60  # a press must show its answer on the page within this long
 #: a click waits at most this long for its button (a page mid-redraw); it is tried again on the
 #: participant's next turn, so one busy page never holds up the others
 CLICK_MS = 2_000
+#: a refusal on the page counts only this long after the press, with no run made meanwhile: the
+#: alert drawn for the press before stays up until the server reruns the page
+REFUSAL_S = 10
 SETTLE_S = 120  # at the end: how long runs may take to end after their Stop
 RSS_EVERY_S = 30  # the server's memory is sampled this often
 STALE_S = 30  # a live status whose heartbeat is older than this has no owner (RunDir.status)
@@ -120,8 +123,9 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             p.started.append(run_id)
             answered(p, report, "train")
             p.state, p.until = "started", now + rng.uniform(3, 10)
-        elif (page.get_by_test_id("stAlert").filter(has_text="Cannot start the run").count()
-              and not made_since(report["runs_dir"], p.name, p.since)):  # not the last refusal's
+        elif (now - p.since > REFUSAL_S  # the alert may still be the last refusal's
+              and page.get_by_test_id("stAlert").filter(has_text="Cannot start the run").count()
+              and not made_since(report["runs_dir"], p.name, p.since)):
             report["refusals"].append({"who": p.name})
             p.refused += 1
             p.state, p.until = "idle", now + rng.uniform(3, 8)
@@ -205,12 +209,13 @@ def settle(runs: Path) -> list[str]:
 
 def warm_up(people: list[Participant], runs: Path) -> None:
     """Every participant trains one run for a few seconds and stops it; returns when all ended."""
-    for p in people:
-        p.presses += click(ui.train_button(p.page))
+    for p in people:  # a page still drawing is pressed again until the press lands
+        ui.wait_until(lambda p=p: click(ui.train_button(p.page)), ANSWER_S, f"{p.name}'s Train")
+        p.presses += 1
     time.sleep(8)
     for p in people:
-        ui.wait_until(lambda p=p: click(ui.main_button(p.page, "Stop|Cancel").first), ANSWER_S,
-                      f"{p.name}'s Stop or Cancel")
+        ui.wait_until(lambda p=p: click(ui.main_button(p.page, "Stop|Cancel").first),
+                      3 * ANSWER_S, f"{p.name}'s Stop or Cancel")  # twenty pages drawing at once
     settle(runs)
 
 
