@@ -203,7 +203,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["prepare", "measure"])
     ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs_bench" / "maps")
-    ap.add_argument("--seconds", type=int, default=240, help="prepare: CIFAR-10 training time")
+    ap.add_argument("--seconds", type=int, default=150, help="prepare: CIFAR-10 training time")
     ap.add_argument("--skip-before", action="store_true", help="measure: skip the old call")
     args = ap.parse_args()
     if args.what == "prepare":
