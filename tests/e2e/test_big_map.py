@@ -68,18 +68,7 @@ def test_ten_thousand_points_map_hover_click_neighbours(server, visit) -> None: 
 
     # rest on a point: its thumbnail (from a JPEG sheet of all 10,000); click it: neighbours
     graph.scroll_into_view_if_needed()
-    xy = graph.evaluate("""g => {  // the point nearest the middle of the map: on screen
-        const d = g._fullData[0], xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;
-        const box = g.getBoundingClientRect();
-        const cx = (xa.range[0] + xa.range[1]) / 2, cy = (ya.range[0] + ya.range[1]) / 2;
-        let best = 0, bd = Infinity;
-        for (let i = 0; i < d.x.length; i++) {
-            const dd = (d.x[i] - cx) ** 2 + (d.y[i] - cy) ** 2;
-            if (dd < bd) { bd = dd; best = i; }
-        }
-        return [box.left + xa._offset + xa.d2p(d.x[best]),
-                box.top + ya._offset + ya.d2p(d.y[best])];
-    }""")
+    xy = ui.centre_point(graph)
     page.mouse.move(xy[0] - 30, xy[1] - 30)
     page.wait_for_timeout(300)
     page.mouse.move(*xy)

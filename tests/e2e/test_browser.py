@@ -48,21 +48,7 @@ def _click_first_point(page, check_hover: bool = False) -> None:
     _wait_until(
         lambda: graph.evaluate("g => !!(g._fullLayout && g._fullData)"), 20, "the map to be drawn"
     )
-    xy = graph.evaluate(
-        """g => {
-            const d = g._fullData[0], L = g._fullLayout, xa = L.xaxis, ya = L.yaxis;
-            const box = g.getBoundingClientRect();
-            // the point closest to the middle of the map: never hidden under the mode bar
-            const cx = (xa.range[0] + xa.range[1]) / 2, cy = (ya.range[0] + ya.range[1]) / 2;
-            let best = 0, bd = Infinity;
-            for (let i = 0; i < d.x.length; i++) {
-                const dd = (d.x[i] - cx) ** 2 + (d.y[i] - cy) ** 2;
-                if (dd < bd) { bd = dd; best = i; }
-            }
-            return [box.left + xa._offset + xa.d2p(d.x[best]),
-                    box.top + ya._offset + ya.d2p(d.y[best])];
-        }"""
-    )
+    xy = ui.centre_point(graph)  # never hidden under the mode bar
     page.mouse.move(xy[0], xy[1])
     page.wait_for_timeout(300)
     if check_hover:  # the hovered image shows next to the pointer

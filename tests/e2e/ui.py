@@ -146,3 +146,23 @@ def open_run(page: Any, url: str, who: str, run_id: str) -> None:
     page.goto(f"{url}/?who={who}&run={run_id}")
     wait_until(lambda: url_param(page, "run") == run_id and picker_text(page), 60,
                "the run from its link")
+
+
+#: the screen position of the map's point nearest the middle of its axes (never under the mode bar)
+_CENTRE_POINT_JS = """g => {
+    const d = g._fullData[0], xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;
+    const box = g.getBoundingClientRect();
+    const cx = (xa.range[0] + xa.range[1]) / 2, cy = (ya.range[0] + ya.range[1]) / 2;
+    let best = 0, bd = Infinity;
+    for (let i = 0; i < d.x.length; i++) {
+        const dd = (d.x[i] - cx) ** 2 + (d.y[i] - cy) ** 2;
+        if (dd < bd) { bd = dd; best = i; }
+    }
+    return [box.left + xa._offset + xa.d2p(d.x[best]), box.top + ya._offset + ya.d2p(d.y[best])];
+}"""
+
+
+def centre_point(graph: Any) -> tuple[float, float]:
+    """Where on the page the plotly map ``graph`` draws its point nearest the middle."""
+    x, y = graph.evaluate(_CENTRE_POINT_JS)
+    return x, y
