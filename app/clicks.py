@@ -1,14 +1,23 @@
 """Buttons that act once per press.
 
 A button that starts something (Train, Run lesson, Queue sweep) must start it once per press.
-Streamlit can deliver one press twice: a press whose rerun was interrupted is replayed into the
-next rerun (streamlit/streamlit#8291), and its callback can be called again for the same press.
-Each press therefore carries a token, the number of presses of that button taken so far: the
-button's callback counts a press only when its token is the current one, and counting advances
-it, so a second delivery of the same press (which carries the old token) is not counted. The
-page acts on a counted press once::
+Under load Streamlit can deliver one press twice: a press whose rerun was interrupted is
+replayed into the next rerun (streamlit/streamlit#8291), and on a loaded workshop server a
+second trigger of the same press reached the button's callback seconds later, submitting a run
+nobody asked for (seen in ``bench/bench_load.py``: the owner's page then jumped to it and its
+Stop went to the wrong run).
 
-    clicks.button(st, "Train", "train", type="primary")
+So each press has a token: the button's key carries the number of presses taken so far, the
+callback counts a press only when it carries the current number, and counting advances it, so
+the button drawn next is a new widget. A repeated trigger of the same press names the old
+widget (whose callback carries the old number, or is gone): it is not counted.
+
+A new widget at the place of the old one is drawn beside the old one's stale copy until the
+rerun ends (the browser keeps a stale element until its rerun replaces or drops it), so the
+button sits in a keyed container whose style hides a stale copy while a current one is drawn.
+The page acts on a counted press once::
+
+    clicks.button(st.sidebar, "Train", "train", type="primary")
     ...
     if clicks.take("train"):
         submit(...)
@@ -17,6 +26,7 @@ page acts on a counted press once::
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
@@ -30,6 +40,14 @@ def _token(key: str) -> str:
 
 def _pending(key: str) -> str:
     return f"_press_pending_{key}"
+
+
+def widget_key(key: str, state: Mapping[str, Any] | None = None) -> str:
+    """The key the button ``key`` has on the page now (``key`` before its first press,
+    ``key_1`` after it, ...). ``state``: a session state (an AppTest's), by default this one."""
+    state = st.session_state if state is None else state
+    token = state[_token(key)] if _token(key) in state else 0
+    return key if token == 0 else f"{key}_{token}"
 
 
 def press(key: str, token: int) -> None:
@@ -46,7 +64,10 @@ def button(where: Any, label: str, key: str, **kwargs: Any) -> None:
     """Draw the button ``key`` in ``where`` (``st``, ``st.sidebar``, a column) with the
     current press token; keyword arguments go to ``st.button``."""
     token = st.session_state.get(_token(key), 0)
-    where.button(label, key=key, on_click=press, args=(key, token), **kwargs)
+    slot = where.container(key=f"{key}_slot")
+    slot.html(f"<style>.st-key-{key}_slot:has([data-stale='false'] button) "
+              "[data-stale='true'] {display: none}</style>")
+    slot.button(label, key=widget_key(key), on_click=press, args=(key, token), **kwargs)
 
 
 def take(key: str) -> bool:

@@ -24,7 +24,10 @@ object:
   every participant trained and stopped one run, so the data set, torch, models, evaluations
   and snapshots have all been made, and every run ended); ``rss_mb_end``: idle again after the
   loop (every run ended); ``rss_growth``; ``rss_mb_series`` every 30 s in between (runs live);
-  ``threads`` at the start and at the end; ``tree_rss_mb_start`` and ``_end``: the same for
+  ``threads_before`` (the server before any browser), ``threads_start`` and ``threads_end``
+  (idle with the twenty pages open: the fewest seen over 10 s, since a page's rerun has a
+  thread while it draws) and ``threads_after_close`` (the pages closed; back to
+  ``threads_before`` when nothing is left behind); ``tree_rss_mb_start`` and ``_end``: the same for
   the server with every process under it (the training processes and their fork server);
 - ``health_s``: the server's answer time to its health check, polled every second by a
   thread of its own (median and max): a stalled server shows here, whatever the browsers do;
@@ -219,6 +222,16 @@ def warm_up(people: list[Participant], runs: Path) -> None:
     settle(runs)
 
 
+def idle_threads(app: AppServer, seconds: float = 10.0) -> int:
+    """The fewest threads the server had over ``seconds`` (a rerun drawing has one)."""
+    seen = []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        seen.append(app.threads())
+        time.sleep(0.5)
+    return min(seen)
+
+
 def stale(runs: Path, run_id: str) -> bool:
     """A live status on disk whose heartbeat is old: nobody owns the run any more."""
     s = summary(runs, run_id)
@@ -248,7 +261,7 @@ def main() -> None:
     app = AppServer(runs, work / "streamlit.log").start()
     report: dict[str, Any] = {"participants": args.participants, "minutes": args.minutes,
                               "exceptions": [], "refusals": [], "latencies": {},
-                              "rss_mb_series": [],
+                              "rss_mb_series": [], "threads_before": idle_threads(app),
                               "runs_dir": runs}
     try:
         with sync_playwright() as pw:
@@ -263,7 +276,7 @@ def main() -> None:
             warm_up(people, runs)
             report["rss_mb_start"] = round(app.rss_mb(), 1)
             report["tree_rss_mb_start"] = round(app.tree_rss_mb(), 1)
-            report["threads_start"] = app.threads()
+            report["threads_start"] = idle_threads(app)
             probe = HealthProbe(app.url)
             probe.start()
             t0 = time.time()
@@ -311,8 +324,9 @@ def main() -> None:
             report["rss_mb_end"] = round(app.rss_mb(), 1)
             report["tree_rss_mb_end"] = round(app.tree_rss_mb(), 1)
             report["rss_growth"] = round(report["rss_mb_end"] / report["rss_mb_start"] - 1, 3)
-            report["threads_end"] = app.threads()
+            report["threads_end"] = idle_threads(app)
             browser.close()
+            report["threads_after_close"] = idle_threads(app, 20.0)
     finally:
         app.stop()  # SIGTERM: every run must end in a terminal status
         ids = [d.name for d in runs.iterdir() if (d / "config.json").exists()]

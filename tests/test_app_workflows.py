@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import clicks
 from engine.config import RunConfig
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
@@ -110,7 +111,7 @@ def test_a_missing_pretrained_file_is_a_readable_error(runs_dir, tmp_path):
     assert "no weights file at" in " ".join(e.value for e in at.error)
     at.sidebar.text_input(key="model_pretrained").set_value("").run()
     at.sidebar.text_input(key="model_init_from").set_value("no-such-run").run()
-    at.sidebar.button(key="train").click().run()
+    at.sidebar.button(key=clicks.widget_key("train", at.session_state)).click().run()
     no_exception(at)
     assert "model.init_from: no run" in " ".join(e.value for e in at.error)
 

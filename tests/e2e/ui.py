@@ -120,10 +120,18 @@ def main_button(page: Any, name: str) -> Any:
 
 def start_run(page: Any, known: set[str], timeout: float = 60) -> str:
     """Press Train; returns the new run's id once the page is on it (the URL names it and the
-    picker shows it)."""
+    picker shows it). Meanwhile the sidebar never shows more than one Train button."""
     train_button(page).click()
-    run_id = wait_until(lambda: (r := url_param(page, "run")) not in known and r, timeout,
-                        "the new run in the URL")
+
+    shown = []  # how many Train buttons the sidebar shows (a stale copy stays hidden)
+
+    def new_run() -> str | None:
+        shown.append(train_button(page).count())
+        run = url_param(page, "run")
+        return run if run and run not in known else None
+
+    run_id = wait_until(new_run, timeout, "the new run in the URL", interval=0.1)
+    assert max(shown) <= 1, f"{max(shown)} Train buttons on screen after one press"
     wait_until(lambda: status_on_screen(page) in ("queued", "loading", "running"), timeout,
                "the new run in the picker")
     return run_id
