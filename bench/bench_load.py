@@ -88,6 +88,17 @@ class Participant:
     actions: int = 0
     presses: int = 0  # Train presses made (each makes one run, or one refusal)
     refused: int = 0
+    history: list[str] = field(default_factory=list)  # "HH:MM:SS what" for each move
+
+    def move(self, state: str, what: str) -> None:
+        """Go to ``state``; ``what`` happened (kept in :attr:`history`)."""
+        try:
+            shown = ui.url_param(self.page, "run")
+        except Exception:  # noqa: BLE001 — a page mid-navigation
+            shown = "?"
+        self.history.append(f"{time.strftime('%H:%M:%S')} {what} -> {state}"
+                            f" (run {self.run_id}, page on {shown})")
+        self.state = state
 
 
 def summary(runs: Path, run_id: str) -> dict[str, Any]:
@@ -117,45 +128,58 @@ def step(p: Participant, report: dict[str, Any], rng: random.Random) -> None:
             "stException").first.inner_text()[:300]})
     if p.state == "idle":
         if click(ui.train_button(page)):
-            p.state, p.since = "starting", now
             p.presses += 1
+            p.since = now
+            p.move("starting", "pressed Train")
     elif p.state == "starting":
         run_id = ui.url_param(page, "run")
-        if run_id and run_id not in p.started and on_page(page, run_id):
+        if (run_id and run_id not in p.started and made_after(run_id, p.since)
+                and on_page(page, run_id)):
             p.run_id = run_id
             p.started.append(run_id)
             answered(p, report, "train")
-            p.state, p.until = "started", now + rng.uniform(3, 10)
+            p.until = now + rng.uniform(3, 10)
+            p.move("started", "its run on screen")
         elif (now - p.since > REFUSAL_S  # the alert may still be the last refusal's
               and page.get_by_test_id("stAlert").filter(has_text="Cannot start the run").count()
               and not made_since(report["runs_dir"], p.name, p.since)):
             report["refusals"].append({"who": p.name})
             p.refused += 1
-            p.state, p.until = "idle", now + rng.uniform(3, 8)
+            p.until = now + rng.uniform(3, 8)
+            p.move("idle", "refused")
         elif now - p.since > ANSWER_S:
             raise TimeoutError(f"no new run on screen {ANSWER_S} s after Train")
     elif p.state == "started":
         stop = ui.main_button(page, "Stop|Cancel")
         if stop.count() and on_page(page, p.run_id):
             if click(stop.first):
-                p.state, p.since = "stopping", now
+                p.since = now
+                p.move("stopping", "pressed Stop or Cancel")
         elif status(report["runs_dir"], p.run_id) not in LIVE:
-            p.state, p.until = "idle", now + rng.uniform(1, 4)  # it ended by itself
+            p.until = now + rng.uniform(1, 4)
+            p.move("idle", f"its run ended by itself ({status(report['runs_dir'], p.run_id)})")
         elif now - p.until > ANSWER_S:
             raise TimeoutError("no Stop or Cancel button on the run's page")
     elif p.state == "stopping":
         if status(report["runs_dir"], p.run_id) not in LIVE:
             answered(p, report, "stop")
-            p.state, p.until = "idle", now + rng.uniform(1, 4)
+            p.until = now + rng.uniform(1, 4)
+            p.move("idle", "its run ended")
         elif now - p.since > ANSWER_S:
             raise TimeoutError(f"the run still live {ANSWER_S} s after Stop")
+
+
+def made_after(run_id: str, t: float) -> bool:
+    """Whether run ``run_id`` was made at ``t`` or later (its id starts with the second it was
+    made). A page still on an earlier run (the warm-up's, or one of an earlier press) is not
+    the answer to a press at ``t``."""
+    return run_id >= time.strftime("%Y%m%d-%H%M%S", time.localtime(t - 1))
 
 
 def made_since(runs: Path, who: str, t: float) -> bool:
     """Whether a run of ``who`` was made at ``t`` or later (a press's run exists on disk while
     the page still shows the previous press's refusal)."""
-    first = time.strftime("%Y%m%d-%H%M%S", time.localtime(t - 1))
-    return any(d.name >= first and summary(runs, d.name).get("owner") == who
+    return any(made_after(d.name, t) and summary(runs, d.name).get("owner") == who
                for d in runs.iterdir())
 
 
@@ -215,10 +239,12 @@ def warm_up(people: list[Participant], runs: Path) -> None:
     for p in people:  # a page still drawing is pressed again until the press lands
         ui.wait_until(lambda p=p: click(ui.train_button(p.page)), ANSWER_S, f"{p.name}'s Train")
         p.presses += 1
+        p.move("idle", "warm-up: pressed Train")
     time.sleep(8)
     for p in people:
         ui.wait_until(lambda p=p: click(ui.main_button(p.page, "Stop|Cancel").first),
                       3 * ANSWER_S, f"{p.name}'s Stop or Cancel")  # twenty pages drawing at once
+        p.move("idle", "warm-up: pressed Stop or Cancel")
     settle(runs)
 
 
@@ -296,7 +322,8 @@ def main() -> None:
                                                      "run": p.run_id, "url": p.page.url})
                         with contextlib.suppress(Exception):
                             ui.shot(p.page, f"load-{p.name}-{len(report['exceptions'])}")
-                        p.state, p.until = ("started" if p.run_id else "idle"), time.time() + 2
+                        p.until = time.time() + 2
+                        p.move("started" if p.run_id else "idle", f"fault: {str(exc)[:80]}")
                 if time.time() >= next_sample:  # memory over time: a leak climbs steadily
                     report["rss_mb_series"].append(round(app.rss_mb()))
                     next_sample += RSS_EVERY_S
@@ -320,6 +347,10 @@ def main() -> None:
                      for p in people}
             report["unasked_runs"] = {p.name: extra for p in people
                                       if (extra := owned[p.name] - p.presses + p.refused) > 0}
+            faulty = {e["who"] for e in report["exceptions"]} | set(report["unasked_runs"])
+            report["histories"] = {p.name: [f"{p.presses} presses, {p.refused} refused, "
+                                            f"{owned[p.name]} runs", *p.history]
+                                   for p in people if p.name in faulty}
             report["actions"] = sum(p.actions for p in people)
             report["rss_mb_end"] = round(app.rss_mb(), 1)
             report["tree_rss_mb_end"] = round(app.tree_rss_mb(), 1)
