@@ -127,8 +127,8 @@ def marker_for(n: int) -> tuple[float, float]:
     above, the area of a point shrinks as 1 / sqrt(n) and its opacity as 1 / n^(1/4), so
     10,000 or 50,000 points do not paint one solid blot: where points pile up the colour
     deepens, and the map reads as a density of each colour (2.5 px and 0.3 at the least)."""
-    shrink = min(1.0, (2000 / max(n, 1)) ** 0.5)
-    return max(2.5, 7 * shrink**0.5), max(0.3, 0.85 * shrink**0.5)
+    side = min(1.0, (2000 / max(n, 1)) ** 0.25)  # the square root of the area's shrink
+    return max(2.5, 7 * side), max(0.3, 0.85 * side)
 
 
 def embedding_map(
