@@ -1,6 +1,6 @@
 """Giving memory back to the system in a long-lived process that trains many runs in threads
-(a lesson or a sweep from the command line; the app trains each run in a child process of its
-own instead, :mod:`engine.train.process`).
+(a lesson or a sweep from the command line), and in the app's server, which trains each run in
+a child process of its own (:mod:`engine.train.process`) but reruns pages in new threads.
 
 glibc's ``malloc`` raises its mmap threshold each time a large block is freed (up to 32 MB), so
 after the first steps a run's tensors come from its heaps, not from mappings of their own; and
@@ -8,8 +8,8 @@ each new thread (every run, every page rerun) may get a heap of its own, up to 8
 What a run frees there stays resident, between blocks still in use, after the run has ended.
 
 - :func:`limit_heaps`, when the engine is imported: two heaps for all threads.
-- :func:`give_back`, when a run ends: free pages of every heap go back to the system
-  (``malloc_trim``).
+- :func:`give_back`, when a run ends (in the process that trained it, or that followed its
+  child): free pages of every heap go back to the system (``malloc_trim``).
 
 A fixed mmap threshold would also keep freed tensors out of the heaps, but maps and unmaps
 every activation of every step: 28 % slower SimCLR steps on a 2-core CPU (377 against 293 ms,

@@ -29,6 +29,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.data import Dataset
+from engine.memory import give_back
 from engine.train.recorder import Heartbeat, Recorder, StopRequest, execute
 from engine.train.runner import SHUTDOWN_REASON, Runner
 from engine.train.store import LIVE, RunDir
@@ -83,6 +84,7 @@ class ProcessRunner(Runner):
         except Exception as exc:  # noqa: BLE001 — the child could not start: the run says why
             self._fail(f"the training process could not start: {exc}")
         finally:
+            give_back()  # what this process freed while it followed the run (page reruns too)
             self._exited()
 
     def _supervise(self) -> None:
