@@ -2,11 +2,10 @@
 
 import streamlit as st
 
-from app import heap, participants
+from app import participants
 from app.state import map_cache
 
 st.set_page_config(page_title="SSL Studio", page_icon=":material/hub:", layout="wide")
-heap.freeze_imports()  # once per process: full collections skip what lives as long as it
 map_cache()  # once per process: starts compiling UMAP in the background
 
 # One line per page; the first is the landing page.
