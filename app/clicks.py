@@ -46,7 +46,10 @@ def widget_key(key: str, state: Mapping[str, Any] | None = None) -> str:
     """The key the button ``key`` has on the page now (``key`` before its first press,
     ``key_1`` after it, ...). ``state``: a session state (an AppTest's), by default this one."""
     state = st.session_state if state is None else state
-    token = state[_token(key)] if _token(key) in state else 0
+    return _widget_key(key, state[_token(key)] if _token(key) in state else 0)
+
+
+def _widget_key(key: str, token: int) -> str:
     return key if token == 0 else f"{key}_{token}"
 
 
@@ -67,7 +70,7 @@ def button(where: Any, label: str, key: str, **kwargs: Any) -> None:
     slot = where.container(key=f"{key}_slot")
     slot.html(f"<style>.st-key-{key}_slot:has([data-stale='false'] button) "
               "[data-stale='true'] {display: none}</style>")
-    slot.button(label, key=widget_key(key), on_click=press, args=(key, token), **kwargs)
+    slot.button(label, key=_widget_key(key, token), on_click=press, args=(key, token), **kwargs)
 
 
 def take(key: str) -> bool:

@@ -61,7 +61,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e import ui  # noqa: E402
-from tests.e2e.app_server import AppServer  # noqa: E402
+from tests.e2e.app_server import AppServer, process_tree  # noqa: E402
 
 LIVE = ("queued", "loading", "running", "paused")
 ANSWER_S = 60  # a press must show its answer on the page within this long
@@ -255,35 +255,12 @@ def renice_browser(niceness: int) -> int:
     first, as it is when the participants' browsers run on their own laptops. Chromium sets
     some of its renderers' priority itself, so the loop calls this every few seconds.
     Returns how many processes were reniced."""
-    parents: dict[int, int] = {}
-    names: dict[int, str] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, rest = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid], names[pid] = int(rest.split()[1]), head.split("(", 1)[1]
-    tree, grew = {os.getpid()}, True
-    while grew:
-        more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
-        tree |= more
-        grew = bool(more)
-    browser = [pid for pid in tree if names.get(pid, "").startswith("chrom")]
+    browser = [pid for pid, name in process_tree(os.getpid()).items()
+               if name.startswith("chrom")]
     for pid in browser:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, pid, niceness)
     return len(browser)
-
-
-def idle_threads(app: AppServer, seconds: float = 10.0) -> int:
-    """The fewest threads the server had over ``seconds`` (a rerun drawing has one)."""
-    seen = []
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        seen.append(app.threads())
-        time.sleep(0.5)
-    return min(seen)
 
 
 def stale(runs: Path, run_id: str) -> bool:
@@ -318,7 +295,7 @@ def main() -> None:
     app = AppServer(runs, work / "streamlit.log").start()
     report: dict[str, Any] = {"participants": args.participants, "minutes": args.minutes,
                               "exceptions": [], "refusals": [], "latencies": {},
-                              "rss_mb_series": [], "threads_before": idle_threads(app),
+                              "rss_mb_series": [], "threads_before": app.idle_threads(),
                               "runs_dir": runs}
     try:
         with sync_playwright() as pw:
@@ -335,7 +312,7 @@ def main() -> None:
             warm_up(people, runs)
             report["rss_mb_start"] = round(app.rss_mb(), 1)
             report["tree_rss_mb_start"] = round(app.tree_rss_mb(), 1)
-            report["threads_start"] = idle_threads(app)
+            report["threads_start"] = app.idle_threads()
             probe = HealthProbe(app.url)
             probe.start()
             t0 = time.time()
@@ -391,9 +368,9 @@ def main() -> None:
             report["rss_mb_end"] = round(app.rss_mb(), 1)
             report["tree_rss_mb_end"] = round(app.tree_rss_mb(), 1)
             report["rss_growth"] = round(report["rss_mb_end"] / report["rss_mb_start"] - 1, 3)
-            report["threads_end"] = idle_threads(app)
+            report["threads_end"] = app.idle_threads()
             browser.close()
-            report["threads_after_close"] = idle_threads(app, 20.0)
+            report["threads_after_close"] = app.idle_threads(20.0)
     finally:
         app.stop()  # SIGTERM: every run must end in a terminal status
         ids = [d.name for d in runs.iterdir() if (d / "config.json").exists()]

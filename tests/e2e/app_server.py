@@ -19,6 +19,25 @@ ROOT = Path(__file__).resolve().parents[2]
 START_S = 60
 
 
+def process_tree(root: int) -> dict[int, str]:
+    """``root`` and every process under it, with their names (``/proc/PID/stat``)."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue  # it ended meanwhile
+        pid = int(stat.parent.name)
+        parents[pid], names[pid] = int(rest.split()[1]), head.split("(", 1)[1]
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return {pid: names.get(pid, "") for pid in tree}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,20 +121,8 @@ class AppServer:
     def tree_rss_mb(self) -> float:
         """Resident memory of the server and every process under it (the training processes
         and the server that forks them), MB."""
-        parents: dict[int, int] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # it ended meanwhile
-            parents[int(stat.parent.name)] = int(fields[1])
-        tree, grew = {self.pid}, True
-        while grew:
-            more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
-            tree |= more
-            grew = bool(more)
         total = 0.0
-        for pid in tree:
+        for pid in process_tree(self.pid):
             try:
                 text = Path(f"/proc/{pid}/status").read_text()
             except OSError:
@@ -130,3 +137,13 @@ class AppServer:
             if line.startswith("Threads:"):
                 return int(line.split()[1])
         return 0
+
+    def idle_threads(self, seconds: float = 10.0) -> int:
+        """The fewest threads the server had over ``seconds`` (a page's rerun has one while
+        it draws)."""
+        seen = []
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            seen.append(self.threads())
+            time.sleep(0.5)
+        return min(seen)
