@@ -7,6 +7,10 @@ from app.state import map_cache
 
 st.set_page_config(page_title="SSL Studio", page_icon=":material/hub:", layout="wide")
 map_cache()  # once per process: starts compiling UMAP in the background
+# A widget drawn with a new key (a run picker whose list changed, a button after its press) takes
+# the old one's place, but the browser retains the old one beside it until a run completes; after
+# a run ended by st.rerun() neither reads as stale, and two pickers or two Train buttons show.
+st.html("<style>[data-retained] {display: none}</style>")
 
 # One line per page; the first is the landing page.
 PAGES = [

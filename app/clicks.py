@@ -14,7 +14,8 @@ widget (whose callback carries the old number, or is gone): it is not counted.
 
 A new widget at the place of the old one is drawn beside the old one's stale copy until the
 rerun ends (the browser keeps a stale element until its rerun replaces or drops it), so the
-button sits in a keyed container whose style hides a stale copy while a current one is drawn.
+button sits in a keyed container whose style hides a stale copy while a current one is drawn
+(a copy the browser retains in the old one's place is hidden app-wide: ``streamlit_app.py``).
 The page acts on a counted press once::
 
     clicks.button(st.sidebar, "Train", "train", type="primary")

@@ -118,20 +118,29 @@ def main_button(page: Any, name: str) -> Any:
         "button", name=re.compile(f"{name}$"))
 
 
+#: for each Train button in the sidebar: whether it shows, and its element's stale/retained marks
+_TRAIN_BUTTON_STATES_JS = """() => [...document.querySelectorAll('[data-testid=stSidebar] button')]
+  .filter(b => /Train$/.test(b.textContent))
+  .map(b => { const e = b.closest('[data-testid=stElementContainer]');
+              return {shown: b.offsetParent !== null, stale: e?.dataset.stale,
+                      retained: e?.dataset.retained ?? null}; })"""
+
+
 def start_run(page: Any, known: set[str], timeout: float = 60) -> str:
     """Press Train; returns the new run's id once the page is on it (the URL names it and the
     picker shows it). Meanwhile the sidebar never shows more than one Train button."""
     train_button(page).click()
 
-    shown = []  # how many Train buttons the sidebar shows (a stale copy stays hidden)
+    doubled = []  # the Train buttons' element states whenever the sidebar showed two or more
 
     def new_run() -> str | None:
-        shown.append(train_button(page).count())
+        if train_button(page).count() > 1:
+            doubled.append(page.evaluate(_TRAIN_BUTTON_STATES_JS))
         run = url_param(page, "run")
         return run if run and run not in known else None
 
     run_id = wait_until(new_run, timeout, "the new run in the URL", interval=0.1)
-    assert max(shown) <= 1, f"{max(shown)} Train buttons on screen after one press"
+    assert not doubled, f"two Train buttons on screen after one press: {doubled[0]}"
     wait_until(lambda: status_on_screen(page) in ("queued", "loading", "running"), timeout,
                "the new run in the picker")
     return run_id
