@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from engine.train.process import make_process_runner
 from engine.train.registry import RunRegistry
 from engine.train.runner import install_shutdown
 from engine.train.store import RunDir, RunStore
+
+log = logging.getLogger(__name__)
 
 #: data sets that load offline in a second or two; others load only when the user asks
 QUICK_DATASETS = ("shapes", "digits")
@@ -63,7 +66,12 @@ def map_cache() -> MapCache:
 
 @st.cache_resource(max_entries=6, show_spinner=False)
 def _dataset(key: str) -> Dataset:
-    return load_dataset(DataConfig(**json.loads(key)))
+    ds = load_dataset(DataConfig(**json.loads(key)))
+    try:
+        return ds.share_memory()  # before pages read it: a run started with it moves nothing
+    except RuntimeError as exc:  # /dev/shm too small: a run started with it will say so
+        log.warning("could not share the data set %s: %s", ds.name, exc)
+        return ds
 
 
 def dataset(cfg: DataConfig) -> Dataset:

@@ -105,3 +105,24 @@ def test_the_child_does_not_run_the_page_streamlit_is_running(registry, tmp_path
     wait_for(lambda: run.metrics("step"))
     assert registry.stop(run_id, timeout=20)
     assert not mark.exists()
+
+
+def test_a_data_set_sent_to_a_run_keeps_its_memory_where_readers_have_it(registry):
+    """Pages keep reading the server's cached data set while a run starts with it: sending it
+    to the training process must not move its tensors (that freed memory under a reader and
+    crashed the server). The server's cache shares it when it loads it; a send moves nothing."""
+    from app.state import dataset
+
+    cfg = tiny(seconds=2)
+    ds = dataset(cfg.data)  # the server's copy, as the Train page passes it to the run
+
+    def pointers() -> list[int]:
+        return [t.data_ptr() for t in (ds.train.images, ds.train.labels, ds.test.images)]
+
+    assert ds.train.images.is_shared() and ds.test.labels.is_shared()
+    held = pointers()
+    run_id = registry.submit(cfg, ANONYMOUS, ds)
+    run = registry.run(run_id)
+    wait_for(lambda: run.summary().get("status") in ("finished", "stopped", "failed"))
+    assert run.summary()["status"] == "finished", run.summary().get("error")
+    assert pointers() == held

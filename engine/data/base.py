@@ -74,6 +74,21 @@ class Dataset:
     skipped: int = 0
     skipped_examples: list[str] = field(default_factory=list)
 
+    def share_memory(self) -> Dataset:
+        """Move every tensor into shared memory, in place (once; a no-op after); returns self.
+
+        A tensor sent to another process (a run's training process) is moved there at the send
+        otherwise, and its memory is swapped under any thread reading it at that moment: the
+        server's pages draw from the same cached data set, and that use after free crashed the
+        server (a segfault in a uint8 copy, right as a run started). A server shares its data
+        sets when it loads them, before any page reads them.
+        """
+        for split in (self.train, self.test, self.unlabelled):
+            if split is not None:
+                for tensor in (split.images, split.labels, *split.attributes.values()):
+                    tensor.share_memory_()
+        return self
+
     @property
     def channels(self) -> int:
         return int(self.train.images.shape[1])

@@ -88,6 +88,8 @@ class ProcessRunner(Runner):
             self._exited()
 
     def _supervise(self) -> None:
+        if self._dataset is not None:
+            self._dataset.share_memory()  # sent as it is, not moved under a reader
         ctx = _context()
         ours, theirs = ctx.Pipe()
         child = ctx.Process(
