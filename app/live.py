@@ -13,7 +13,7 @@ import streamlit as st
 from app import charts, images
 from app.controls import queue_text
 from app.feed import Feed, feed
-from app.run_info import ACTIVE, run_status
+from app.run_info import ACTIVE, list_outdated, run_status
 from app.state import run_dir
 from engine.train.events import StepEvent
 
@@ -47,7 +47,8 @@ SCALAR_NAMES = {
 def show(run_id: str, key: str = "live") -> None:
     """Draw the run's live panel; it refreshes itself every second while the run is going
     (every 5 s while it is queued) and reruns the whole page once when the run's status
-    changes (so buttons follow)."""
+    changes (so buttons follow), or when runs were made or deleted since the run picker was
+    drawn (so it lists them; at most every ``LIST_REFRESH_S``)."""
     status = run_status(run_id)
     st.session_state[f"{key}_status"] = (run_id, status)  # one key a panel, not one a run
     every = QUEUED_POLL_SECONDS if status == "queued" else POLL_SECONDS
@@ -64,6 +65,8 @@ def _panel(run_id: str, key: str) -> None:
     if (run_id, status) != st.session_state.get(status_key):
         st.session_state[status_key] = (run_id, status)
         st.rerun(scope="app")  # the run paused, resumed or ended: redraw the controls
+    if list_outdated():
+        st.rerun(scope="app")  # runs were made or deleted: the run picker lists them
     try:
         cfg = run.config()
     except ValueError as exc:

@@ -16,6 +16,23 @@ from engine.train.store import RunDir
 ACTIVE = ("queued", "loading", "running", "paused")
 
 
+#: the runs folder's stamp when this session last listed the runs, and when
+LISTED = "_runs_listed"
+#: a page whose live panel polls redraws its run picker when runs were made or deleted since
+#: it was listed, at most this often (a room of pages redrawing at every new run loads a server)
+LIST_REFRESH_S = 10.0
+
+
+def list_outdated() -> bool:
+    """Whether this session's run picker was drawn LIST_REFRESH_S or more ago and runs were
+    made or deleted since (by anyone: a participant, another tab, the CLI)."""
+    listed = st.session_state.get(LISTED)
+    if listed is None:
+        return False
+    stamp, when = listed
+    return time.time() - when >= LIST_REFRESH_S and registry().store.stamp() != stamp
+
+
 def run_status(run_id: str) -> str:
     """The registry's status: live runs from their runner or the queue, others from the run
     directory (which tells the truth: a run whose process died reads ``interrupted``)."""
@@ -115,6 +132,7 @@ def pick_run(
     send it back as a choice. ``only_owner`` lists only that participant's runs (and
     ``current``).
     """
+    st.session_state[LISTED] = (registry().store.stamp(), time.time())
     runs = registry().runs()
     if need_snapshots:
         runs = [r for r in runs if r.snapshots()]

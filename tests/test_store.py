@@ -160,3 +160,19 @@ def test_a_run_id_and_its_label_name_the_same_second(tmp_path, monkeypatch):
     monkeypatch.undo()
     stamp = run.id[9:15]
     assert f"{stamp[:2]}:{stamp[2:4]}:{stamp[4:]}" in label(run)
+
+
+def test_the_stamp_changes_when_a_run_is_made_or_deleted_not_when_one_writes(tmp_path):
+    """A page's run picker is redrawn when the stamp moves (``app.run_info.list_outdated``)."""
+    store = RunStore(tmp_path)
+    before = store.stamp()
+    time.sleep(0.01)
+    run = store.create(RunConfig())
+    made = store.stamp()
+    assert made != before
+    time.sleep(0.01)
+    run.write_summary({"status": "running"})
+    run.append_metric({"type": "step", "step": 1, "loss": 1.0})
+    assert store.stamp() == made
+    store.delete(run.id)
+    assert store.stamp() != made

@@ -325,6 +325,11 @@ class RunStore:
             raise FileNotFoundError(f"no run {run_id!r} in {self.root}")
         return run
 
+    def stamp(self) -> int:
+        """Changes when a run folder is made or deleted (the root's modification time): one
+        ``stat`` tells a page whether its list of runs is out of date."""
+        return self.root.stat().st_mtime_ns
+
     def list(self) -> list[RunDir]:
         """Every run with a config, newest first."""
         runs = [RunDir(p) for p in self.root.iterdir() if (p / "config.json").exists()]

@@ -101,11 +101,21 @@ def picker_text(page: Any, label: str = "Run") -> str:
     return picker(page, label).input_value(timeout=5_000)
 
 
-def pick(page: Any, run_label_part: str | re.Pattern, label: str = "Run") -> None:
+def pick(page: Any, run_label_part: str | re.Pattern, label: str = "Run",
+         timeout: float = 30) -> None:
     """Open the picker and choose the first run whose label contains (or matches)
-    ``run_label_part``."""
-    picker(page, label).click()
-    page.get_by_role("option").filter(has_text=run_label_part).first.click()
+    ``run_label_part``, opening it again until that run is listed (the page redraws its
+    picker when runs are made, which closes an open list)."""
+    def chosen() -> bool:
+        picker(page, label).click()
+        try:
+            page.get_by_role("option").filter(has_text=run_label_part).first.click(timeout=3_000)
+        except Exception:
+            page.keyboard.press("Escape")
+            raise
+        return True
+
+    wait_until(chosen, timeout, f"a run {run_label_part!r} in the picker", interval=1.0)
 
 
 def status_on_screen(page: Any) -> str:
