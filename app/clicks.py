@@ -12,11 +12,8 @@ callback counts a press only when it carries the current number, and counting ad
 the button drawn next is a new widget. A repeated trigger of the same press names the old
 widget (whose callback carries the old number, or is gone): it is not counted.
 
-A new widget at the place of the old one is drawn beside the old one's stale copy until the
-rerun ends (the browser keeps a stale element until its rerun replaces or drops it), so the
-button sits in a keyed container whose style hides a stale copy while a current one is drawn
-(a copy the browser retains in the old one's place is hidden app-wide: ``streamlit_app.py``).
-The page acts on a counted press once::
+The browser keeps the old widget beside the new one until a run completes; the app hides such
+retained copies everywhere (``streamlit_app.py``). The page acts on a counted press once::
 
     clicks.button(st.sidebar, "Train", "train", type="primary")
     ...
@@ -68,10 +65,7 @@ def button(where: Any, label: str, key: str, **kwargs: Any) -> None:
     """Draw the button ``key`` in ``where`` (``st``, ``st.sidebar``, a column) with the
     current press token; keyword arguments go to ``st.button``."""
     token = st.session_state.get(_token(key), 0)
-    slot = where.container(key=f"{key}_slot")
-    slot.html(f"<style>.st-key-{key}_slot:has([data-stale='false'] button) "
-              "[data-stale='true'] {display: none}</style>")
-    slot.button(label, key=_widget_key(key, token), on_click=press, args=(key, token), **kwargs)
+    where.button(label, key=_widget_key(key, token), on_click=press, args=(key, token), **kwargs)
 
 
 def take(key: str) -> bool:
