@@ -176,3 +176,17 @@ def test_the_stamp_changes_when_a_run_is_made_or_deleted_not_when_one_writes(tmp
     assert store.stamp() == made
     store.delete(run.id)
     assert store.stamp() != made
+
+
+def test_two_runs_that_draw_the_same_id_both_get_a_directory(tmp_path, monkeypatch):
+    """Ids are the second plus a 16-bit random suffix: sixty runs made in one second (a room
+    pressing Train) draw the same one about once in forty. The second draw must not fail the run."""
+    from engine.train import store as store_module
+
+    draws = iter(["20270115-080000-simclr-shapes-abcd", "20270115-080000-simclr-shapes-abcd",
+                  "20270115-080000-simclr-shapes-1234"])
+    monkeypatch.setattr(store_module, "new_run_id", lambda cfg, created: next(draws))
+    store = RunStore(tmp_path)
+    first, second = store.create(RunConfig()), store.create(RunConfig())
+    assert first.id.endswith("-abcd") and second.id.endswith("-1234")
+    assert (first.path / "config.json").exists() and (second.path / "config.json").exists()

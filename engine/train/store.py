@@ -304,9 +304,14 @@ class RunStore:
     def create(self, cfg: RunConfig, owner: str = "", status: str = "queued") -> RunDir:
         """A new run directory (config.json and a summary with ``status`` and ``owner``)."""
         created = time.time()  # one moment for the id and the summary: labels show the id's time
-        run = RunDir(self.root / new_run_id(cfg, created))
-        run.create(cfg, owner, status, created)
-        return run
+        for _ in range(16):  # the suffix is random: two runs made in one second may draw the same
+            run = RunDir(self.root / new_run_id(cfg, created))
+            try:
+                run.create(cfg, owner, status, created)
+                return run
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"no free run id in {self.root} for {run.id} after 16 tries")
 
     def path_of(self, run_id: str) -> Path:
         """The directory of ``run_id`` under the root. ``ValueError("not a run id: ...")`` for
