@@ -126,3 +126,21 @@ def test_a_data_set_sent_to_a_run_keeps_its_memory_where_readers_have_it(registr
     wait_for(lambda: run.summary().get("status") in ("finished", "stopped", "failed"))
     assert run.summary()["status"] == "finished", run.summary().get("error")
     assert pointers() == held
+
+
+def test_the_fork_server_going_first_does_not_fail_a_run_that_goes_on(registry):
+    """A SIGTERM to the app's process group ends the fork server at once, while the run's own
+    process is still writing its final checkpoint. The fork server is where the run's exit code
+    comes from: with it gone, multiprocessing reports the living child as ended with code 255.
+    The run must be judged by its own process, not by that."""
+    from multiprocessing import forkserver
+
+    run_id = registry.submit(tiny(seconds=4), ANONYMOUS)
+    run = registry.run(run_id)
+    wait_for(lambda: run.metrics("step"))
+    server = forkserver._forkserver._forkserver_pid
+    assert server is not None and _exists(server)
+    os.kill(server, signal.SIGTERM)
+    wait_for(lambda: registry.live(run_id) is None, timeout=30)
+    summary = run.summary()
+    assert summary["status"] == "finished", summary.get("error")

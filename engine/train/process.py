@@ -116,11 +116,11 @@ class ProcessRunner(Runner):
                 try:
                     if ours.poll(POLL_S):
                         self._take(ours.recv())
-                        continue
                 except (EOFError, OSError):
-                    child.join(POLL_S)  # the child is going: its end of the pipe closed
-                if not child.is_alive():
-                    break
+                    break  # the child has gone: its end of the pipe closed with it
+        # Not child.is_alive() before the pipe closes: the exit code comes from the fork server,
+        # and with the fork server gone (a SIGTERM to the app's process group ends it first) a
+        # child still writing its final checkpoint reads as ended with code 255.
         child.join()
         if child.exitcode != 0:
             self._fail(_death(child.exitcode))
