@@ -21,6 +21,10 @@ LISTED = "_runs_listed"
 #: a page whose live panel polls redraws its run picker when runs were made or deleted since
 #: it was listed, at most this often (a room of pages redrawing at every new run loads a server)
 LIST_REFRESH_S = 10.0
+#: a run picker lists this many runs, the newest (and the one shown, however old); the Runs
+#: page lists them all. Every page holds its picker's labels: a room of pages over a workshop's
+#: hundreds of runs would hold runs x pages of them.
+PICKER_RUNS = 100
 
 
 def list_outdated() -> bool:
@@ -123,8 +127,9 @@ def pick_run(
     only_owner: str | None = None,
     help: str | None = None,
 ) -> str | None:
-    """A select box over the runs (newest first) showing ``current``; returns ``current`` when
-    it is listed, else None. A pick calls ``on_pick(run_id)``.
+    """A select box over the newest :data:`PICKER_RUNS` runs (newest first, and ``current``)
+    showing ``current``; returns ``current`` when it is listed, else None. A pick calls
+    ``on_pick(run_id)``.
 
     The caller's selection is the one source of truth; the box only shows it. Its key carries
     the selection and the listed labels, so each change of either makes a new box: a browser
@@ -133,11 +138,14 @@ def pick_run(
     ``current``).
     """
     st.session_state[LISTED] = (registry().store.stamp(), time.time())
-    runs = registry().runs()
-    if need_snapshots:
-        runs = [r for r in runs if r.snapshots()]
-    if only_owner is not None:
-        runs = [r for r in runs if r.id == current or owner(r) == only_owner]
+    runs = []
+    for run in registry().runs():
+        if len(runs) >= PICKER_RUNS and run.id != current:
+            continue
+        if need_snapshots and not run.snapshots():
+            continue
+        if only_owner is None or run.id == current or owner(run) == only_owner:
+            runs.append(run)
     if not runs:
         return None
     ids = [r.id for r in runs]

@@ -284,6 +284,25 @@ def test_a_failed_run_shows_its_error(runs_dir):
     assert any("nan at step 7" in e.value for e in at.error)
 
 
+def test_the_run_picker_lists_the_newest_runs_and_the_one_shown(runs_dir, monkeypatch):
+    """A workshop makes hundreds of runs and every page holds its picker's labels: the picker
+    lists the newest few, plus the run the page shows however old it is."""
+    from app import run_info
+
+    monkeypatch.setattr(run_info, "PICKER_RUNS", 3)
+    store = RunStore(runs_dir)
+    ids = []
+    for second in range(5):
+        with monkeypatch.context() as clock:
+            clock.setattr(time, "time", lambda s=second: 1_800_000_000.0 + s)
+            ids.append(store.create(RunConfig(), owner="tester").id)
+    at = app({"run": ids[0]}).run()
+    no_exception(at)
+    assert picker(at, "Run").options == [run_info.label(store.get(i)) for i in
+                                         (ids[4], ids[3], ids[2], ids[0])]
+    assert picker(at, "Run").value == ids[0]
+
+
 def test_a_run_with_a_damaged_config_says_so_and_the_pages_keep_working(runs_dir):
     store = RunStore(runs_dir)
     run = store.create(RunConfig())
