@@ -132,7 +132,8 @@ def test_the_fork_server_going_first_does_not_fail_a_run_that_goes_on(registry):
     """A SIGTERM to the app's process group ends the fork server at once, while the run's own
     process is still writing its final checkpoint. The fork server is where the run's exit code
     comes from: with it gone, multiprocessing reports the living child as ended with code 255.
-    The run must be judged by its own process, not by that."""
+    The run must be judged by its own process, not by that; and the next run starts a new
+    fork server."""
     from multiprocessing import forkserver
 
     run_id = registry.submit(tiny(seconds=4), ANONYMOUS)
@@ -144,3 +145,7 @@ def test_the_fork_server_going_first_does_not_fail_a_run_that_goes_on(registry):
     wait_for(lambda: registry.live(run_id) is None, timeout=30)
     summary = run.summary()
     assert summary["status"] == "finished", summary.get("error")
+    after = registry.run(registry.submit(tiny(seconds=1), ANONYMOUS))
+    wait_for(lambda: after.summary().get("status") in ("finished", "failed"), timeout=60)
+    assert after.summary()["status"] == "finished", after.summary().get("error")
+    assert forkserver._forkserver._forkserver_pid != server
