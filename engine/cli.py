@@ -190,9 +190,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.distributed import launched
 
     if launched():  # one of torchrun's processes: rank 0 writes the run (engine.distributed)
+        from engine.distributed import leave
         from engine.train.distributed_run import train
 
-        return train(cfg, args.runs_dir, _Progress(args.quiet), prepare=prepare_run)
+        leave(train(cfg, args.runs_dir, _Progress(args.quiet), prepare=prepare_run))
     dataset = prepare_run(cfg)
     store = RunStore(args.runs_dir)
     run, last = run_foreground(cfg, store, on_event=_Progress(args.quiet), dataset=dataset)
@@ -229,9 +230,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.distributed import launched
 
     if launched():  # resumed by torchrun's processes, any number of them
+        from engine.distributed import leave
         from engine.train.distributed_run import train
 
-        return train(run.config(), args.runs_dir, _Progress(args.quiet), resume_id=run.id)
+        leave(train(run.config(), args.runs_dir, _Progress(args.quiet), resume_id=run.id))
     run, last = resume_foreground(run, on_event=_Progress(args.quiet))
     return report(run, last)
 

@@ -22,8 +22,11 @@ for the linear learning-rate rule; SimCLR's and SupCon's reference code for the 
 from __future__ import annotations
 
 import datetime
+import gc
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -124,11 +127,24 @@ def farewell() -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group (every process, at the end of its run)."""
+    """Leave the process group (every process, at the end of its run). What the run built is
+    collected first: DistributedDataParallel's reducer holds the group, and a group left to
+    the interpreter's exit tears its gloo threads down there, which can abort the process."""
     global _CONTEXT
     _CONTEXT = None
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+
+
+def leave(code: int) -> NoReturn:
+    """End this torchrun process with ``code`` once its run is recorded and it has left the
+    group: output flushed, then out without the interpreter's teardown, where a rank's gloo
+    threads still being joined aborted it now and then ("terminate called without an active
+    exception", SIGABRT) and torchrun turned a finished run's exit status into 1."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def rank_seed(seed: int) -> int:
