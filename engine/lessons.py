@@ -2,8 +2,9 @@
 
 A lesson is a YAML file in ``assets/lessons/``::
 
-    title: SimSiam needs its stop-gradient
+    title: SimSiam with and without its stop-gradient
     teaches: A few sentences shown before the runs.
+    explains: What the outcome means, shown after the runs.   # optional
     base: {train.max_seconds: 60}               # overrides shared by every run
     runs:
       - {name: healthy, set: {method.name: simsiam}}
@@ -16,7 +17,8 @@ A lesson is a YAML file in ``assets/lessons/``::
 A check compares a run's metric with a ``value`` or with another run's metric (``than``;
 same metric unless it names one) plus a ``margin``. Metrics come from :func:`run_metrics`.
 ``fast: true`` marks a lesson cheap enough for the default test suite. ``predict:`` poses a
-question before the runs (:mod:`engine.predictions`).
+question before the runs (:mod:`engine.predictions`); a lesson that asks one keeps its answer
+out of ``teaches`` and says it in ``explains`` (predict, observe, explain).
 
 Two-stage lessons: ``model.init_from: "@NAME"`` starts a run from the encoder of the lesson's
 earlier run ``NAME`` (resolved to its run directory when it has finished). A check may
@@ -104,6 +106,7 @@ class Lesson:
     base: dict = field(default_factory=dict)
     fast: bool = False  # cheap enough for the default test suite
     predict: Prediction | None = None  # the question posed before the runs (predict, then run)
+    explains: str = ""  # what the outcome means: shown once the runs are done
     #: settings forced on every run, over its own (``python -m engine lesson NAME seed=1``)
     overrides: dict = field(default_factory=dict)
 
@@ -183,6 +186,11 @@ def _parse_check(lesson: str, d: Any, names: list[str]) -> Check:
     return c
 
 
+def _paragraphs(text: Any) -> str:
+    """A folded YAML block keeps one newline per blank line: make each a paragraph break."""
+    return "\n\n".join(p.strip() for p in str(text).splitlines() if p.strip())
+
+
 def load_lesson(name: str | Path) -> Lesson:
     """Read and validate a lesson (by name or path): every run's settings and every check's
     runs and metrics are checked now, not mid-lesson. Raises ``ValueError`` saying what is
@@ -195,7 +203,8 @@ def load_lesson(name: str | Path) -> Lesson:
     missing = [k for k in ("title", "teaches", "runs") if not d.get(k)]
     if missing:
         raise ValueError(f"lesson {name}: missing {', '.join(missing)}")
-    unknown = set(d) - {"title", "teaches", "runs", "checks", "base", "fast", "predict"}
+    unknown = set(d) - {"title", "teaches", "explains", "runs", "checks", "base", "fast",
+                        "predict"}
     if unknown:
         raise ValueError(f"lesson {name}: unknown key(s) {', '.join(sorted(unknown))}")
     runs = d["runs"]
@@ -208,8 +217,8 @@ def load_lesson(name: str | Path) -> Lesson:
     lesson = Lesson(
         name=name,
         title=str(d["title"]),
-        # a folded YAML block keeps one newline per blank line: make each a paragraph break
-        teaches="\n\n".join(p.strip() for p in str(d["teaches"]).splitlines() if p.strip()),
+        teaches=_paragraphs(d["teaches"]),
+        explains=_paragraphs(d.get("explains") or ""),
         runs=runs,
         checks=[_parse_check(name, c, names) for c in d.get("checks") or []],
         base=d.get("base") or {},
@@ -404,6 +413,8 @@ def run_lesson_cli(name: str, runs_dir: str | None, quiet: bool = False,
     passed = sum(r.passed for r in results)
     print(f"{passed} of {len(results)} expected outcomes reproduced in "
           f"{time.perf_counter() - started:.0f} s")
+    if lesson.explains:
+        print(f"\n{lesson.explains}")
     return 0 if passed == len(results) else 1
 
 

@@ -74,7 +74,10 @@ def test_lessons_page_renders_the_real_lessons(runs_dir):
         shown = texts(at)
         assert lesson.title in shown
         assert lesson.teaches.split(".")[0] in shown
-        assert lesson.checks[0].describe() in shown
+        # a lesson that asks a question keeps its expected outcomes back until answered
+        asks = lesson.predict is not None
+        assert (lesson.checks[0].describe() in shown) != asks, name
+        assert ("Shown once you have recorded your prediction" in shown) == asks, name
         assert at.query_params["lesson"] in (name, [name])
 
 
@@ -126,21 +129,27 @@ def asked_lesson(tmp_path, monkeypatch):
         "base": TINY,
         "runs": [{"name": "first", "set": {"method.name": "simclr"}},
                  {"name": "second", "set": {"method.name": "simsiam"}}],
-        "checks": [{"run": "first", "metric": "status", "op": "==", "value": "finished"}],
+        "checks": [{"run": "first", "metric": "status", "op": "==", "value": "finished",
+                    "says": "the first run finishes"}],
+        "explains": "Both runs finish; what the answer means is said here, after the runs.",
         "predict": {"question": "Which run ends with the more steps per image?",
                     "answer": {"highest": "knn_top1"}},
     })
 
 
 def test_predict_then_run(runs_dir, asked_lesson, monkeypatch):
-    """The Run button waits for a recorded prediction; after the runs the page shows the
-    participant's answer against the measured one; the instructor sees the room's answers."""
+    """The Run button waits for a recorded prediction, and the expected outcomes (which answer
+    the question) stay hidden until then; after the runs the page shows the participant's
+    answer against the measured one and what it means; the instructor sees the room's
+    answers."""
     from engine.predictions import answer_of, record_answer
 
     monkeypatch.setenv("SSL_STUDIO_INSTRUCTOR_TOKEN", "s3cret")  # read when the server starts
     at = open_page()
     no_exception(at)
     assert "Which run ends with the more steps per image?" in texts(at)
+    assert "the first run finishes" not in texts(at), "the outcomes wait for the prediction"
+    assert "Shown once you have recorded your prediction below." in texts(at)
     assert at.button(key="lesson_run").disabled, "no running before a prediction"
     assert at.button(key="predict_save_asked").disabled, "nothing chosen yet"
     at.radio(key="predict_asked").set_value("second").run()
@@ -148,6 +157,8 @@ def test_predict_then_run(runs_dir, asked_lesson, monkeypatch):
     no_exception(at)
     assert answer_of(runs_dir, "asked", "tester") == "second"
     assert "Your prediction: **second**" in texts(at)
+    assert "- the first run finishes" in texts(at), "the expected outcomes, once predicted"
+    assert "after the runs" not in texts(at), "what it means waits for the outcome"
     assert not at.button(key="lesson_run").disabled
     record_answer(runs_dir, "asked", "Ada", "first")  # another participant, another process
     at.button(key="lesson_run").click().run()
@@ -173,6 +184,7 @@ def test_predict_then_run(runs_dir, asked_lesson, monkeypatch):
     assert f"{metrics['first']['knn_top1']:.3f}" in mine[0], "the measured numbers are shown"
     assert "The room's predictions** (2 answers)" in shown
     assert "- first" in shown and ": 1 (50%)" in shown
+    assert "Both runs finish; what the answer means is said here, after the runs." in shown
 
     assert "Who answered what" not in [e.label for e in at.expander], "for the instructor"
     # the instructor sees who answered what, and may clear the round

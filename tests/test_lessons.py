@@ -86,6 +86,14 @@ def test_lesson_loads_and_validates(name):
     assert compared, "at least one check compares two runs"
 
 
+@pytest.mark.parametrize("name", [n for n in _all() if load_lesson(n).predict is not None])
+def test_a_lesson_that_asks_explains_after_the_runs(name):
+    """Predict, observe, explain: the question's answer belongs in ``explains`` (shown after
+    the runs), so ``teaches`` (shown before the prediction) must leave room for a guess."""
+    lesson = load_lesson(name)
+    assert lesson.explains.count(".") >= 2, "a few sentences on what the outcome means"
+
+
 @pytest.mark.parametrize("name,expected", [(n, k) for n, k in REQUIRED.items() if k])
 def test_collapse_lessons_check_the_alarm(name, expected):
     """The alarm must fire on the collapsing run and stay silent on its healthy twin."""
@@ -126,6 +134,9 @@ def _reproduce(name: str, runs_dir: Path, capsys) -> None:  # noqa: ANN001
     if predict is not None:  # the question's answer is decided by what was measured
         answer = re.search(r"^Answer: (.+) \(", out, re.MULTILINE)
         assert answer and answer.group(1) in predict.options, out
+    explains = load_lesson(name).explains
+    if explains:  # what the outcome means comes after the checks, not before the runs
+        assert out.index(explains) > out.index(lines[-1]), out
 
 
 @pytest.mark.parametrize("name", _fast())
@@ -184,6 +195,11 @@ def test_bad_settings_and_shapes_are_readable_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown lesson"):
         load_lesson("no_such_lesson")
     assert load_lesson(write_lesson(tmp_path, ok)).name == "tiny"
+    assert load_lesson(write_lesson(tmp_path, ok)).explains == ""
+    path = write_lesson(tmp_path, ok)  # a folded YAML block, as the lessons write it
+    path.write_text(path.read_text() + "explains: >\n  First line\n  of one paragraph.\n\n"
+                    "  A second one.\n")
+    assert load_lesson(path).explains == "First line of one paragraph.\n\nA second one."
 
 
 def test_evaluate_checks_with_margins_and_missing_metrics():

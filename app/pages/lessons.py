@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import clicks, lesson_predict, live
+from app import clicks, lesson_predict, live, participants
 from app.lesson_runs import runner_of, start_lesson
 from engine.lessons import CheckResult, Lesson, LessonRunner, list_lessons, load_lesson
 
@@ -40,7 +40,9 @@ def pick_lesson() -> Lesson | None:
         return None
 
 
-def describe(lesson: Lesson) -> None:
+def describe(lesson: Lesson, reveal: bool) -> None:
+    """The lesson's text, runs and expected outcomes; ``reveal`` False keeps the outcomes
+    (which answer the lesson's question) back until the participant has predicted."""
     st.markdown(f"### {lesson.title}")
     st.markdown(lesson.teaches)
     left, right = st.columns(2)
@@ -56,6 +58,9 @@ def describe(lesson: Lesson) -> None:
                        "another (less on a fast machine).")
     with right:
         st.markdown("**Expected outcomes**")
+        if not reveal:
+            st.caption("Shown once you have recorded your prediction below.")
+            return
         st.markdown("\n".join(f"- {c.describe()}" for c in lesson.checks) or "–")
 
 
@@ -141,7 +146,9 @@ def main() -> None:
     lesson = pick_lesson()
     if lesson is None:
         return
-    describe(lesson)
+    reveal = (lesson.predict is None or lesson_predict.my_answer(lesson) is not None
+              or participants.actor().instructor)
+    describe(lesson, reveal)
     lesson_predict.ask(lesson)
     runner = runner_of(lesson.name)
     controls(lesson, runner)
@@ -152,12 +159,18 @@ def main() -> None:
         return
     st.fragment(runs_side_by_side, run_every=POLL_SECONDS if runner.alive else None)(
         lesson.name)
+    if not reveal:
+        st.info("Record your prediction above to see the outcomes and what they mean.")
+        return
     results(runner)
     metrics = runner.metrics()
     if metrics is None:
         lesson_predict.room(lesson)
-    else:
-        lesson_predict.outcome(lesson, metrics)
+        return
+    lesson_predict.outcome(lesson, metrics)
+    if lesson.explains:
+        st.markdown("#### What it means")
+        st.markdown(lesson.explains)
 
 
 main()

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 LESSON_DONE_S = 240  # two 4-step runs; a busy shared machine takes its time
 TOKEN = "e2e-instructor"
 QUESTION = "Which run ends with the higher kNN?"
+EXPLAINS = "What the outcome means is said after the runs."
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def server(tmp_path_factory) -> Iterator[AppServer]:
                  {"name": "second", "set": {"method.name": "simsiam"}}],
         "checks": [{"run": "first", "metric": "status", "op": "==", "value": "finished",
                     "says": "the first run finishes"}],
+        "explains": EXPLAINS,
         "predict": {"question": QUESTION, "answer": {"highest": "knn_top1"}},
     }))
     app = AppServer(tmp_path_factory.mktemp("runs"),
@@ -74,10 +76,14 @@ def test_predict_run_and_see_the_answer_against_the_outcome(server, visit):
     assert run.is_disabled(), "the lesson waits for a prediction"
 
     main = _main(ada)
+    expected = main.get_by_text("the first run finishes")
+    assert expected.count() == 0, "the expected outcomes answer the question: not before it"
     _option(ada, "second").click()
     main.get_by_role("button", name="Record my prediction").click()
     ui.wait_until(lambda: main.get_by_text(re.compile(r"Your prediction: second")).count(), 30,
                   "the recorded prediction")
+    ui.wait_until(lambda: expected.count(), 30, "the expected outcomes once predicted")
+    assert main.get_by_text(EXPLAINS).count() == 0, "what it means waits for the runs"
     ui.wait_until(lambda: not run.is_disabled(), 30, "the Run button to be enabled")
     stored = json.loads((server.runs_dir / "_lesson_answers" / "asked.json").read_text())
     assert stored["Ada"]["answer"] == "second"
@@ -107,6 +113,7 @@ def test_predict_run_and_see_the_answer_against_the_outcome(server, visit):
     assert right == max(knn, key=knn.get), (right, knn)
     room = main.get_by_text(re.compile(r"The room's predictions \(2 answers\)"))
     ui.wait_until(lambda: room.count(), 30, "the room's count")
+    assert main.get_by_text(EXPLAINS).count() == 1, "what the outcome means, after the runs"
     assert main.get_by_text("Who answered what").count() == 0, "for the instructor only"
 
     # the instructor sees each participant's answer
