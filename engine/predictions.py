@@ -71,7 +71,7 @@ class Prediction:
 
 def parse_prediction(lesson: str, d: Any, run_names: list[str]) -> Prediction:
     """A lesson's ``predict:`` mapping, validated; ``ValueError`` saying what is wrong."""
-    from engine.lessons import known_metric
+    from engine.lesson_metrics import known_metric
 
     if not isinstance(d, dict):
         raise ValueError(f"lesson {lesson}: predict must be a mapping, got {d!r}")

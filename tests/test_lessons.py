@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from engine import lessons
+from engine.lesson_metrics import METRICS, run_metrics
 from engine.lessons import (
-    METRICS,
     Check,
     evaluate_checks,
     list_lessons,
@@ -224,7 +224,7 @@ def test_a_tiny_lesson_measures_every_metric(tmp_path, capsys):
     lesson = load_lesson(path)
     runs, results = lessons.run_lesson(lesson, lessons.RunStore(tmp_path / "runs"))
     assert results[0].passed
-    m = lessons.run_metrics(runs["a"])
+    m = run_metrics(runs["a"])
     assert set(METRICS) <= set(m), set(METRICS) - set(m)
     assert {"knn_top1", "knn_colour"} <= set(m)
     assert m["alarm"] in ("none", "complete", "dimensional")
@@ -243,7 +243,7 @@ def test_a_classifier_and_its_step_logs_are_measured(tmp_path):
         {"name": "b", "set": {"method.name": "simclr"}}])
     runs, results = lessons.run_lesson(load_lesson(path), lessons.RunStore(tmp_path / "runs"))
     assert all(r.passed for r in results), [r.line() for r in results]
-    m = lessons.run_metrics(runs["a"])
+    m = run_metrics(runs["a"])
     assert 0 <= m["classifier_top1"] <= 1 and 0 <= m["log_train_acc_first"] <= 1
     assert "log_time_last" not in m, "the recorder's clock is not a log"
     last_eval = runs["a"].metrics("eval")[-1]
