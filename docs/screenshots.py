@@ -5,7 +5,8 @@
 Starts the app on a free port against ``--runs-dir`` (runs made beforehand with
 ``python -m engine train``), opens each page in Debian's chromium through Playwright, and
 writes ``docs/screenshots/<page>.png``. On Explore it clicks the point nearest the middle of
-the map so the neighbour panel is filled.
+the map so the neighbour panel is filled. On Lessons (``--lesson``) it records a prediction
+(the question's first option), runs the lesson and shows its outcome and what it means.
 """
 
 from __future__ import annotations
@@ -56,12 +57,34 @@ def shoot(page, url: str, name: str, settle_ms: int = 6000, action=None) -> None
     print(f"wrote {OUT / f'{name}.png'}")
 
 
+def predict_and_run(lesson: str):  # noqa: ANN201
+    """The Lessons page's action: answer the lesson's question with its first option, run the
+    lesson, and scroll to the answer against the outcome and what it means."""
+    from engine.lessons import load_lesson
+
+    option = load_lesson(lesson).predict.options[0]
+
+    def act(page) -> None:  # noqa: ANN001
+        main = page.get_by_test_id("stMainBlockContainer")
+        main.get_by_test_id("stRadio").get_by_text(option, exact=True).click()
+        main.get_by_role("button", name="Record my prediction").click()
+        page.wait_for_timeout(3000)
+        main.get_by_role("button", name="Run this lesson").click()
+        main.get_by_text("What it means").wait_for(timeout=600_000)
+        page.wait_for_timeout(3000)
+        main.get_by_text("What it means").scroll_into_view_if_needed()
+        page.mouse.wheel(0, 400)
+
+    return act
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs-dir", type=Path, required=True)
     p.add_argument("--run", required=True, help="run id shown on Train and Explore")
     p.add_argument("--compare", nargs=2, required=True, metavar=("A", "B"))
-    p.add_argument("--lesson", default="", help="lesson name shown on the Lessons page")
+    p.add_argument("--lesson", default="", help="a lesson with a question, predicted and run "
+                   "on the Lessons page")
     p.add_argument("--pages", nargs="*", default=["train", "explore", "compare", "runs"],
                    help="the pages to retake (default: all; lessons with --lesson)")
     args = p.parse_args()
@@ -87,7 +110,8 @@ def main() -> None:
             if "runs" in args.pages:
                 shoot(page, f"{url}/runs?who=demo", "runs")
             if args.lesson:
-                shoot(page, f"{url}/lessons?lesson={args.lesson}&who=demo", "lessons")
+                shoot(page, f"{url}/lessons?lesson={args.lesson}&who=demo", "lessons", 6000,
+                      predict_and_run(args.lesson))
             browser.close()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
