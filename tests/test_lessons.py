@@ -43,6 +43,7 @@ REQUIRED = {
     "rotation_needs_an_upright": None,
     "fixmatch_threshold": None,
     "fixmatch_few_labels": None,
+    "fixmatch_ten_labels": None,
     "mim_mask_ratio": None,
 }
 #: all fast lessons together, in training steps: at 16 px with the narrow CNN a 2-core CPU takes
