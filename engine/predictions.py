@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.lesson_metrics import known_metric
 from engine.train.participants import normalise_name
 from engine.train.store import atomic_write_json
 
@@ -71,8 +72,6 @@ class Prediction:
 
 def parse_prediction(lesson: str, d: Any, run_names: list[str]) -> Prediction:
     """A lesson's ``predict:`` mapping, validated; ``ValueError`` saying what is wrong."""
-    from engine.lesson_metrics import known_metric
-
     if not isinstance(d, dict):
         raise ValueError(f"lesson {lesson}: predict must be a mapping, got {d!r}")
     unknown = set(d) - {"question", "options", "answer"}
