@@ -37,21 +37,16 @@ from engine import distributed
 from engine.augment import Augmenter, resolve_views
 from engine.config import RunConfig, validate
 from engine.data import Dataset, load_dataset
-from engine.device import (
-    autocast_dtype,
-    configure_cpu_threads,
-    configure_cuda,
-    pick_device,
-    resident_budget,
-)
+from engine.device import autocast_dtype, configure_cpu_threads, configure_cuda, pick_device
 from engine.methods import METHODS, Batch, Method, StepOutput, build_method
 from engine.models import build_backbone
 from engine.train import checkpoint as ckpt
 from engine.train.accumulate import accumulated_step
 from engine.train.evaluator import Evaluator, Features, Stopped
 from engine.train.events import CheckpointEvent, Event, FinishedEvent, StartEvent, StepEvent
+from engine.train.optimizer import build_optimizer
 from engine.train.order import DataOrder
-from engine.train.prefetch import PinnedGather, stream_batches
+from engine.train.prefetch import PinnedGather, place, stream_batches
 from engine.train.schedule import Clock, Schedule
 
 Events = Generator[Event, None, dict[str, Any]]
@@ -147,7 +142,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(
             distributed.rank_seed(cfg.seed))
 
-        self.images, self.resident = self._place(ds.train.images, memory_limit)
+        self.images, self.resident = place(ds.train.images, self.device, memory_limit)
         self.gather = None if self.resident else PinnedGather(self.images, self.device)
         self.labels = ds.train.labels.to(self.device)
         if self.batch_size // t.accumulate < 2:
@@ -160,7 +155,8 @@ class Trainer:
         self.evaluator = Evaluator(cfg, ds, self.images, self.augment, self.device,
                                    self.amp_dtype)
         trains = self.trainable and self.schedule.trains
-        self.optimizer = self._optimizer() if trains else None
+        self.optimizer = (build_optimizer(self.method, t, self.base_lr, self.device) if trains
+                          else None)
         # The step-0 evaluation runs on this copy after the first step (see ``events``).
         self._initial = copy.deepcopy(self.method) if self.schedule.trains else None
         if t.compile and self.device.type == "cuda":
@@ -188,33 +184,6 @@ class Trainer:
 
             return {"pretrained": load_pretrained(backbone, m.pretrained, m.backbone)}
         return None
-
-    def _place(self, images: torch.Tensor, limit: int | None) -> tuple[torch.Tensor, bool]:
-        """The uint8 train split on the device when it fits in ``limit`` bytes (default
-        :func:`resident_budget`), else in host memory, pinned for CUDA, to be streamed."""
-        if limit is None:
-            limit = resident_budget(self.device)
-        if limit is None or images.numel() * images.element_size() <= limit:
-            return images.to(self.device), True
-        if self.device.type == "cuda":
-            images = images.pin_memory()
-        return images, False
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        t = self.cfg.train
-        groups = []
-        for group in self.method.param_groups():
-            params = group["params"]
-            extra = {k: v for k, v in group.items() if k != "params"}
-            decay = [p for p in params if p.ndim > 1]
-            no_decay = [p for p in params if p.ndim <= 1]
-            for ps, wd in ((decay, t.weight_decay), (no_decay, 0.0)):
-                if ps:
-                    groups.append({"params": ps, "weight_decay": wd, **extra})
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        if t.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=self.base_lr, momentum=t.momentum, **fused)
-        return torch.optim.AdamW(groups, lr=self.base_lr, **fused)
 
     def _amp(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:

@@ -1,6 +1,6 @@
 """The streamed data path, for train splits larger than the training device's memory.
 
-When the uint8 train split does not fit on the device (see ``Trainer._place``), it stays in
+When the uint8 train split does not fit on the device (:func:`place`), it stays in
 host memory (page-locked, "pinned", on CUDA) and :func:`stream_batches` hands out each batch on
 the device, one batch ahead: the gather of batch ``i + 1`` into a pinned buffer and its
 asynchronous copy are issued before batch ``i`` is handed to the step, so the host never waits
@@ -13,6 +13,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+
+from engine.device import resident_budget
+
+
+def place(images: torch.Tensor, device: torch.device,
+          limit: int | None = None) -> tuple[torch.Tensor, bool]:
+    """The uint8 train split on ``device`` when it fits in ``limit`` bytes (default
+    :func:`engine.device.resident_budget`), else in host memory, pinned for CUDA, to be
+    streamed; and whether it is resident."""
+    if limit is None:
+        limit = resident_budget(device)
+    if limit is None or images.numel() * images.element_size() <= limit:
+        return images.to(device), True
+    if device.type == "cuda":
+        images = images.pin_memory()
+    return images, False
 
 
 class PinnedGather:
