@@ -15,7 +15,7 @@ from app.controls import queue_text
 from app.feed import Feed, feed
 from app.run_info import ACTIVE, list_outdated, run_status
 from app.state import run_dir
-from engine.train.events import StepEvent
+from engine.train.events import HELD, StepEvent
 
 POLL_SECONDS = 1.0
 #: a queued run's panel shows only its place in the queue: a slower poll keeps a room of
@@ -98,8 +98,11 @@ def _status_line(f: Feed, run_id: str, status: str, summary: dict[str, Any]) -> 
         st.info(f"{queue_text(run_id)}. Its time budget starts when it starts.",
                 icon=":material/hourglass_top:")
         return
-    if status in ("loading", "running", "paused") and start is None:
-        last_status = f.last("status") or {}
+    last_status = f.last("status") or {}
+    if status == "paused":
+        st.info("Paused. Press Resume to go on." if last_status.get("message") == HELD else
+                "Pausing: the steps or the evaluation under way finish first…")
+    elif status in ("loading", "running") and start is None:
         st.info(f"Starting: {last_status.get('message', 'loading data')}…")
     elif status == "interrupted":
         reason = summary.get("reason") or "the process that trained it ended before it finished"
@@ -108,8 +111,6 @@ def _status_line(f: Feed, run_id: str, status: str, summary: dict[str, Any]) -> 
         st.warning(f"Interrupted: {reason}.{more}")
     elif finished and status not in ACTIVE:
         st.success(f"{status.capitalize()}: {finished.get('reason', '')}")
-    elif status == "paused":
-        st.info("Paused. Press Resume to go on.")
     if start is not None:
         st.caption(" · ".join(_setup_words(start)))
 

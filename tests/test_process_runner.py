@@ -10,6 +10,7 @@ import time
 import pytest
 
 from engine.config import RunConfig
+from engine.train.events import HELD
 from engine.train.participants import ANONYMOUS
 from engine.train.process import ProcessRunner, make_process_runner
 from engine.train.registry import RunRegistry
@@ -51,7 +52,8 @@ def test_pause_resume_and_stop_reach_the_child(registry):
 
     registry.pause(run_id)
     wait_for(lambda: run.summary()["status"] == "paused")
-    time.sleep(0.5)  # a step under way when the pause arrived may still be written
+    # The child says when it holds (the steps under way when the pause arrived finish first).
+    wait_for(lambda: any(e.get("message") == HELD for e in runner.log.read(0)[0]))
     steps = len(run.metrics("step"))
     time.sleep(1.5)
     assert len(run.metrics("step")) == steps, "steps went on while paused"

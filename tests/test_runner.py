@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engine.config import RunConfig
+from engine.train.events import HELD
 from engine.train.registry import RunRegistry
 from engine.train.runner import Runner, run_foreground
 from engine.train.store import RunStore
@@ -102,15 +103,26 @@ def test_runner_pause_resume_stop_and_no_thread_left(tmp_path):
     assert steps, "no step event within 60 s"
 
     runner.pause()
-    time.sleep(0.5)  # let an in-flight step finish
-    events, cursor = runner.log.read(cursor)
+    held = []  # the steps under way finish, then the run records that it holds
+    while not held and time.time() < deadline + 60:
+        runner.log.wait(cursor, 1.0)
+        events, cursor = runner.log.read(cursor)
+        held += [e for e in events if e.get("message") == HELD]
+    assert held and held[0]["status"] == "paused", "no 'held' event after Pause"
     time.sleep(1.5)
     events, cursor = runner.log.read(cursor)
     assert not [e for e in events if e["type"] == "step"], "steps while paused"
     assert runner.paused
 
     runner.resume()
-    assert runner.log.wait(cursor, 20)
+
+    def on_disk() -> list[str]:
+        return [e["status"] for e in runner.run.metrics() if e["type"] == "status"]
+
+    while on_disk()[-1] != "running" and time.time() < deadline + 90:
+        time.sleep(0.05)
+    assert on_disk()[-2:] == ["paused", "running"], (
+        "metrics.jsonl says when the run held and when it went on (the app reads it)")
     t0 = time.perf_counter()
     assert runner.stop(timeout=10)
     assert time.perf_counter() - t0 < 10

@@ -45,6 +45,11 @@ class StatusEvent(TypedDict, total=False):
     step: int
 
 
+#: The message of the ``paused`` event a run records when it holds: Pause marks the run paused
+#: at once, and it holds once the steps or the evaluation under way have finished.
+HELD = "held"
+
+
 class StepEvent(TypedDict):
     """The mean of the steps since the last step event (a few a second), plus the method's
     own logged scalars by name (``contrast_acc``, ``tau``, ``rot_acc``, ...)."""

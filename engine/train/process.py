@@ -30,7 +30,7 @@ from typing import Any
 from engine.config import RunConfig
 from engine.data import Dataset
 from engine.memory import give_back
-from engine.train.recorder import Heartbeat, Recorder, StopRequest, execute
+from engine.train.recorder import Heartbeat, Recorder, StopRequest, execute, hold
 from engine.train.runner import SHUTDOWN_REASON, Runner
 from engine.train.store import LIVE, RunDir
 
@@ -199,20 +199,16 @@ def child_main(cfg: RunConfig, run_path: str, dataset: Dataset | None, resume: b
                 running.set()
                 set_status("running")
 
-    def wait_if_paused() -> None:
-        while not running.wait(timeout=POLL_S):
-            if stop():
-                return
-
     def forward(event: dict[str, Any]) -> None:
         if event["type"] in FORWARDED:
             send(("event", event))
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set("interrupted", "interrupted by SIGTERM"))
     threading.Thread(target=listen, name="steering", daemon=True).start()
+    recorder = Recorder(run, listener=forward)
     with Heartbeat(run):
-        result = execute(cfg, Recorder(run, listener=forward), stop, wait_if_paused, dataset,
-                         resume=resume, emit_every=emit_every)
+        result = execute(cfg, recorder, stop, lambda: hold(running, stop, recorder, POLL_S),
+                         dataset, resume=resume, emit_every=emit_every)
     send(("result", result))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from engine.config import RunConfig
 from engine.data import Dataset
 from engine.train import checkpoint
-from engine.train.events import EventLog, FailedEvent, StatusEvent
+from engine.train.events import HELD, EventLog, FailedEvent, StatusEvent
 from engine.train.loop import Trainer
 from engine.train.store import LIVE, RunDir, owner_fields
 
@@ -100,6 +100,21 @@ class Recorder:
         self.log.append(event)
         if self.listener is not None:
             self.listener(event)
+
+
+def hold(running: threading.Event, stop: Callable[[], bool], recorder: Recorder,
+         poll: float) -> None:
+    """Wait while ``running`` is clear (the run is paused) until it is set or ``stop()``;
+    the run's ``wait_if_paused``. Records a ``paused`` event (message :data:`HELD`) when it
+    starts to hold and a ``running`` one when it goes on, so readers of ``metrics.jsonl`` know
+    whether a paused run has stopped stepping yet."""
+    if running.is_set():
+        return
+    recorder(StatusEvent(type="status", status="paused", message=HELD))
+    while not running.wait(timeout=poll):
+        if stop():
+            return
+    recorder(StatusEvent(type="status", status="running"))
 
 
 def execute(

@@ -37,6 +37,7 @@ from engine.train.recorder import (
     StopRequest,
     execute,
     explain,
+    hold,
 )
 from engine.train.store import LIVE, RunDir, RunStore, owner_fields
 
@@ -92,10 +93,12 @@ class Runner:
 
     def _main(self) -> None:
         try:
+            recorder = Recorder(self.run, self.log)
             with Heartbeat(self.run):
-                self.result = execute(self.cfg, Recorder(self.run, self.log), self._stop,
-                                      self._wait_if_paused, self._dataset,
-                                      resume=self._resume_run, emit_every=self._emit_every)
+                self.result = execute(
+                    self.cfg, recorder, self._stop,
+                    lambda: hold(self._running, self._stop, recorder, poll=0.1), self._dataset,
+                    resume=self._resume_run, emit_every=self._emit_every)
         finally:
             give_back()  # what the run's steps freed, once its trainer is gone
             self._exited()
@@ -108,11 +111,6 @@ class Runner:
                 self._on_exit(self)
             except Exception:  # noqa: BLE001 — the run is over; its owner's hook may fail
                 traceback.print_exc()
-
-    def _wait_if_paused(self) -> None:
-        while not self._running.wait(timeout=0.1):
-            if self._stop():
-                return
 
     def _set_live_status(self, status: str) -> None:
         if self.run.summary().get("status") in LIVE:

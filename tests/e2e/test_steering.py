@@ -48,22 +48,6 @@ def runs_on_disk(app: AppServer) -> set[str]:
     return {p.name for p in Path(app.runs_dir).iterdir() if (p / "config.json").exists()}
 
 
-def settled_step(page, quiet_s: float = 3.0, timeout: float = 30) -> int:  # noqa: ANN001
-    """The step on screen once it has not changed for ``quiet_s``. A paused run holds at its
-    next event, not at once: the steps (or the step-0 evaluation) under way when Pause was
-    pressed end first, and the status reads "paused" before they do."""
-    last, since = ui.step_on_screen(page), time.time()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        page.wait_for_timeout(250)
-        now = ui.step_on_screen(page)
-        if now != last:
-            last, since = now, time.time()
-        elif time.time() - since >= quiet_s:
-            return now
-    raise AssertionError(f"the step on screen kept changing for {timeout:g} s after Pause")
-
-
 def wait_until_idle(app: AppServer, timeout: float = 60) -> None:
     """No run of an earlier test still queued or going."""
     ui.wait_until(lambda: all(disk_status(app, r) in ui.ENDED for r in runs_on_disk(app)),
@@ -83,7 +67,9 @@ def test_start_and_stop_three_times(app, visit):
         if i == 0:  # Pause holds the run, Resume lets it go on
             ui.main_button(page, "Pause").click()
             ui.wait_until(lambda: ui.status_on_screen(page) == "paused", STOP_S, "paused")
-            held = settled_step(page)
+            # It holds once the steps (or the step-0 evaluation) under way have finished.
+            page.get_by_text("Paused. Press Resume to go on.").wait_for(timeout=STOP_S * 1000)
+            held = ui.step_on_screen(page)
             page.wait_for_timeout(2000)
             assert ui.step_on_screen(page) == held, "a paused run holds"
             assert ui.status_on_screen(page) == "paused"
