@@ -206,11 +206,12 @@ def gallery(snap: Snapshot, rows: Sequence[int], captions: Sequence[str], size: 
 
 def pick_step(snap_steps: list[int], key: str, label: str = "Snapshot (training step)",
               default: int | None = None) -> int:
-    """A slider over a run's snapshot steps; ``default`` (one of them) or the newest first."""
-    if st.session_state.get(key) not in (None, *snap_steps):
-        del st.session_state[key]
+    """A slider over a run's snapshot steps; ``default`` (one of them) or the newest first.
+    Its value lives in ``st.session_state[key]`` alone, so setting that (as "Show the newest
+    map" does) moves the slider."""
+    if st.session_state.get(key) not in snap_steps:
+        st.session_state[key] = default if default in snap_steps else snap_steps[-1]
     if len(snap_steps) == 1:
         st.caption(f"{label}: {snap_steps[0]}")
         return snap_steps[0]
-    value = default if default in snap_steps else snap_steps[-1]
-    return int(st.select_slider(label, snap_steps, value=value, key=key))
+    return int(st.select_slider(label, snap_steps, key=key))

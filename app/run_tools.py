@@ -47,6 +47,13 @@ def tools(run_id: str) -> None:
                             "checkpoint: import it on another machine")
 
 
+def upload_path(folder: Path, name: str) -> Path:
+    """Where an uploaded archive is written before it is imported: in ``folder`` under the
+    uploaded file's own name, which the imported run records as where it came from."""
+    name = Path(name).name
+    return folder / (name if name.endswith(".zip") else "run.zip")
+
+
 def import_box() -> None:
     """Add a run archive from someone else to this runs folder."""
     with st.expander("Import a shared run"):
@@ -56,7 +63,7 @@ def import_box() -> None:
         if upload is None or not st.button("Import", key="import_run"):
             return
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "run.zip"
+            path = upload_path(Path(tmp), upload.name)
             path.write_bytes(upload.getvalue())
             try:
                 run = import_run(path, registry().store)

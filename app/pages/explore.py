@@ -109,10 +109,10 @@ def follow(run_id: str, step: int) -> None:
     def poll() -> None:
         run = run_dir(run_id)
         newest = run.snapshots()[-1] if run and run.snapshots() else step
-        if newest != step:
-            if st.button(f"Show the newest map (step {newest})", key="explore_newest"):
-                st.session_state.pop(f"explore_step_{run_id}", None)
-                st.rerun(scope="app")
+        if newest != step and st.button(
+                f"Show the newest map (step {newest})", key="explore_newest",
+                on_click=st.session_state.__setitem__, args=(f"explore_step_{run_id}", newest)):
+            st.rerun(scope="app")
         if run_status(run_id) not in ACTIVE:
             st.rerun(scope="app")
 
