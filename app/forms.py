@@ -155,6 +155,20 @@ def _param_widget(op: str, pname: str, value: Any, key: str) -> Any:
                      help=spec.help)
 
 
+#: the "Add an op" picker's first choice, which adds nothing
+ADD_PROMPT = "(add an op)"
+
+
+def _add_op(picker: str, added_key: str) -> None:
+    """The "Add an op" picker's callback: keep the chosen op, then set the picker back to its
+    prompt. Set in the session, the browser's picker shows the prompt too (a deleted key would
+    leave the browser on the op, sending it again with the next rerun of any control)."""
+    op = st.session_state.get(picker)
+    if op and op != ADD_PROMPT:
+        st.session_state[added_key] = [*st.session_state.get(added_key, []), op]
+    st.session_state[picker] = ADD_PROMPT
+
+
 def view_editor(view: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Edit one view: each op can be switched off, its probability and parameters changed;
     ops can be added. Returns the edited op list."""
@@ -181,10 +195,6 @@ def view_editor(view: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
                                                       f"{key}_{i}_{name}_{pname}")
             if on:
                 out.append(edited)
-    choices = ["(add an op)", *sorted(OPS)]
-    add = st.selectbox("Add an op", choices, key=f"{key}_add", label_visibility="collapsed")
-    if add != choices[0]:
-        st.session_state[added_key] = [*st.session_state.get(added_key, []), add]
-        del st.session_state[f"{key}_add"]
-        st.rerun()
+    st.selectbox("Add an op", [ADD_PROMPT, *sorted(OPS)], key=f"{key}_add",
+                 label_visibility="collapsed", on_change=_add_op, args=(f"{key}_add", added_key))
     return out

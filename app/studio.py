@@ -23,6 +23,8 @@ from engine.eval.view_cloud import ViewCloud, view_cloud
 NONE = "(none)"
 IMPORTED = "the imported preset"
 LEVELS = ("run", "weaker", "stronger")
+PICK_POLL_S = 2.0  # how often the view cloud looks for an image picked on the map
+TAKEN = "studio_row_taken"  # the picked row the view cloud was asked to use
 
 
 def profile_jobs() -> ProfileJobs:
@@ -135,21 +137,35 @@ def clicked_row(snap: mapview.Snapshot) -> int | None:
     return query if isinstance(query, int) and query < snap.n else None
 
 
-def _use_row(row: int) -> None:
-    st.session_state["studio_row"] = row
+def _offer_pick(snap: mapview.Snapshot) -> None:
+    """Offer the image picked on the map for the view cloud. A click on the map (or Random
+    image) redraws only the map's fragment, so this small fragment looks again every
+    :data:`PICK_POLL_S` seconds; taking the offer redraws the page with that row. (The row is
+    handed over under :data:`TAKEN`: a widget's value set during a fragment's run is
+    overwritten by the browser's at the page's next run.)"""
+    def offer() -> None:
+        picked = clicked_row(snap)
+        shown = st.session_state.get("studio_row")
+        if picked is not None and shown is not None and picked != shown and st.button(
+                f"Use the image picked on the map (row {picked}, "
+                f"{snap.describe_row(picked)})", key="studio_use_pick",
+                icon=":material/ads_click:"):
+            st.session_state[TAKEN] = picked
+            st.rerun(scope="app")
+
+    st.fragment(offer, run_every=PICK_POLL_S)()
 
 
 def _cloud_controls(snap: mapview.Snapshot, enc: RunEncoder) -> tuple[int, list, int, str]:
-    picked = clicked_row(snap)
-    shown = st.session_state.get("studio_row")
-    if picked is not None and shown is not None and picked != shown:
-        st.button(f"Use the image picked on the map (row {picked}, "
-                  f"{snap.describe_row(picked)})", key="studio_use_pick",
-                  on_click=_use_row, args=(picked,), icon=":material/ads_click:")
+    taken = st.session_state.pop(TAKEN, None)
+    if taken is not None and taken < snap.n:
+        st.session_state["studio_row"] = taken
+    # the row lives in session state alone (no value= below), so the offer can set it
+    if not 0 <= st.session_state.get("studio_row", -1) < snap.n:
+        st.session_state["studio_row"] = min(clicked_row(snap) or 0, snap.n - 1)
+    _offer_pick(snap)
     cols = st.columns([1, 2, 2, 1])
-    default = picked or 0
-    row = int(cols[0].number_input("Image (map row)", 0, snap.n - 1, int(min(default, snap.n - 1)),
-                                   key="studio_row"))
+    row = int(cols[0].number_input("Image (map row)", 0, snap.n - 1, key="studio_row"))
     imported = st.session_state.get(studio_sweep.IMPORTED)
     choices = ["the run's pipeline", *([IMPORTED] if imported else []), *sorted(OPS)]
     source = cols[1].selectbox("Views from", choices, key="studio_source",

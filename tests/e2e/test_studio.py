@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from engine.augment.export import preset_json
+from engine.augment import resolve_views
+from engine.augment.export import preset_json, read_preset_json
 from engine.config import RunConfig
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
@@ -90,3 +92,49 @@ def _choose(page, box: str, option: str) -> bool:  # noqa: ANN001
     page.get_by_role("combobox", name=box).click()
     page.get_by_role("option").filter(has_text=option).first.click(timeout=5_000)
     return True
+
+
+def _number_input(page, label: str):  # noqa: ANN001, ANN202
+    return page.get_by_test_id("stNumberInput").filter(has_text=label).locator("input")
+
+
+def test_use_the_image_picked_on_the_map_for_the_view_cloud(server, visit) -> None:  # noqa: ANN001
+    url, run_id = server
+    page = visit(url, "e2e")
+    page.goto(f"{url}/explore?who=e2e&run={run_id}")
+    page.get_by_role("tab", name="View cloud").click()
+    row_box = _number_input(page, "Image (map row)")
+    ui.wait_until(lambda: row_box.input_value() == "0", 60, "the view cloud's image at row 0")
+    use = page.get_by_role("button", name=re.compile("Use the image picked on the map"))
+
+    def picked_another() -> bool:
+        page.get_by_role("button", name=re.compile("Random image")).click()
+        page.get_by_text("Query ·", exact=False).first.wait_for(timeout=30_000)
+        use.wait_for(timeout=5_000)  # not offered when the random pick is row 0 itself
+        return True
+
+    ui.wait_until(picked_another, 60, "a picked image other than row 0", interval=1.0)
+    row = re.search(r"row (\d+)", use.inner_text()).group(1)
+    use.click()
+    ui.wait_until(lambda: row_box.input_value() == row, 30, f"the view cloud's image at {row}")
+    ui.wait_until(lambda: use.count() == 0, 30, "the offer gone once taken")
+    page.get_by_role("button", name=re.compile("Draw the view cloud")).click()
+    _chart_with(page, "source image")
+
+
+def test_export_downloads_and_shows_each_form(server, visit) -> None:  # noqa: ANN001
+    url, run_id = server
+    page = visit(url, "e2e")
+    page.goto(f"{url}/explore?who=e2e&run={run_id}")
+    page.get_by_role("tab", name="Export").click()
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name=re.compile("Download preset JSON")).click()
+    preset = read_preset_json(Path(info.value.path()).read_bytes())
+    assert preset["views"] == resolve_views(RunConfig().with_overrides(SETTINGS).augment)
+    code = page.get_by_test_id("stCode")
+    for shown, marker in (("torchvision", "from torchvision.transforms import v2"),
+                          ("kornia", "import kornia.augmentation"),
+                          ("preset JSON", '"views"')):
+        page.get_by_role("radiogroup", name="Show").get_by_text(shown, exact=True).click()
+        ui.wait_until(lambda marker=marker: marker in code.first.inner_text(), 30,
+                      f"the {shown} code")
