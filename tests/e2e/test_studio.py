@@ -14,6 +14,7 @@ from engine.augment.export import preset_json, read_preset_json
 from engine.config import RunConfig
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
+from engine.train.sweep import Sweep, sweep_ops
 from tests.e2e import ui
 from tests.e2e.app_server import AppServer
 from tests.fixtures.tiny_runs import TINY
@@ -23,10 +24,11 @@ pytestmark = pytest.mark.e2e
 SETTINGS = {**TINY, "data.name": "shapes", "train.device": "cpu", "train.epochs": 1,
             "train.max_seconds": 0, "eval.diagnostics_every_steps": 0}
 PROFILE_S = 120
+SWEEP_S = 240  # three runs of 5 s one after another, with their evaluations
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
+def server(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
     root = tmp_path_factory.mktemp("runs")
     run, last = run_foreground(RunConfig().with_overrides(SETTINGS), RunStore(root))
     assert last["type"] == "finished", last.get("error")
@@ -34,7 +36,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
                     env={"SSL_STUDIO_PROFILE_QUERIES": "64"})
     app.start()
     try:
-        yield app.url, run.id
+        yield app.url, run.id, root
     finally:
         app.stop()
 
@@ -53,7 +55,7 @@ def _chart_with(page, what: str):  # noqa: ANN001, ANN202
 
 
 def test_profile_chart_and_view_cloud(server, visit) -> None:  # noqa: ANN001
-    url, run_id = server
+    url, run_id, _ = server
     page = visit(url, "e2e")
     page.goto(f"{url}/explore?who=e2e&run={run_id}")
     page.get_by_role("heading", name="Augmentation studio").wait_for(timeout=60_000)
@@ -72,7 +74,7 @@ def test_profile_chart_and_view_cloud(server, visit) -> None:  # noqa: ANN001
 
 
 def test_a_preset_json_comes_back_in_and_draws_its_views(server, visit, tmp_path) -> None:  # noqa: ANN001
-    url, run_id = server
+    url, run_id, _ = server
     preset = tmp_path / "mine.json"
     preset.write_text(preset_json([[{"op": "perspective", "p": 1.0, "distortion": 0.5}]],
                                   "perspective only"))
@@ -99,7 +101,7 @@ def _number_input(page, label: str):  # noqa: ANN001, ANN202
 
 
 def test_use_the_image_picked_on_the_map_for_the_view_cloud(server, visit) -> None:  # noqa: ANN001
-    url, run_id = server
+    url, run_id, _ = server
     page = visit(url, "e2e")
     page.goto(f"{url}/explore?who=e2e&run={run_id}")
     page.get_by_role("tab", name="View cloud").click()
@@ -123,7 +125,7 @@ def test_use_the_image_picked_on_the_map_for_the_view_cloud(server, visit) -> No
 
 
 def test_export_downloads_and_shows_each_form(server, visit) -> None:  # noqa: ANN001
-    url, run_id = server
+    url, run_id, _ = server
     page = visit(url, "e2e")
     page.goto(f"{url}/explore?who=e2e&run={run_id}")
     page.get_by_role("tab", name="Export").click()
@@ -138,3 +140,34 @@ def test_export_downloads_and_shows_each_form(server, visit) -> None:  # noqa: A
         page.get_by_role("radiogroup", name="Show").get_by_text(shown, exact=True).click()
         ui.wait_until(lambda marker=marker: marker in code.first.inner_text(), 30,
                       f"the {shown} code")
+
+
+def test_an_ablation_sweep_queues_its_runs_and_fills_its_table(server, visit) -> None:  # noqa: ANN001
+    url, run_id, root = server
+    base = RunConfig().with_overrides(SETTINGS)
+    page = visit(url, "e2e")
+    page.goto(f"{url}/explore?who=e2e&run={run_id}")
+    page.get_by_role("tab", name="Ablation sweep").click()
+    ops = page.get_by_test_id("stMultiSelect").filter(has_text="Ops to vary")
+    ops.wait_for(timeout=60_000)
+    kept = sweep_ops(base)[:2]
+    ops.locator("input").click()
+    for _ in range(len(sweep_ops(base)) - 2):  # Backspace takes the last op off the list
+        ops.locator("input").press("Backspace")
+    page.keyboard.press("Escape")
+    seconds = _number_input(page, "Seconds a run")
+    seconds.fill("5")
+    seconds.press("Enter")
+    ui.wait_until(lambda: page.get_by_text("3 runs of 5 s each", exact=False).count() > 0, 30,
+                  "a plan of 3 runs (the base and each of two ops left out)")
+    page.get_by_role("button", name=re.compile("Queue the sweep")).click()
+    ui.wait_until(lambda: Sweep.list(root), 30, "the sweep on disk")
+    sweep = Sweep.load(root, Sweep.list(root)[0])
+    assert sweep.mode == "leave_one_out" and len(sweep.cells) == 3
+    assert sweep.budget_seconds == 5
+    assert sorted(c.dropped for c in sweep.cells if c.dropped) == sorted([[op] for op in kept])
+    ui.wait_until(lambda: page.get_by_text("3 of 3 runs finished", exact=False).count() > 0,
+                  SWEEP_S, "the sweep's three runs to finish")
+    rows = Sweep.load(root, sweep.id).table(RunStore(root))
+    assert all(r["status"] == "finished" and r["knn"] is not None for r in rows), rows
+    assert ui.picker_text(page, "Sweep") == sweep.id
