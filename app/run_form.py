@@ -11,10 +11,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app.forms import method_form, setting_help, setting_input, setting_select, setting_slider
+from app.state import registry
 from engine.augment import list_presets, resolve_views
 from engine.config import AugmentConfig, DataConfig, EvalConfig, TrainConfig, describe_setting
 from engine.data import DATASETS
 from engine.data.roots import allowed_roots, lan_mode
+from engine.encoder.parent import parent_run
 from engine.methods import METHODS, describe_method
 from engine.models import BACKBONES
 from engine.recipe import preset_for, train_recipe
@@ -145,8 +147,11 @@ def accumulation_warning(desc: dict, train: TrainConfig) -> str | None:
             f"{train.batch_size}. It is exact for cross_entropy, rotation and classifier.")
 
 
-def start_setup() -> tuple[str, str]:
-    """Where the backbone starts: ``model.pretrained`` and ``model.init_from``."""
+def start_setup() -> tuple[str, str, tuple[str, int] | None]:
+    """Where the backbone starts: ``model.pretrained`` and ``model.init_from``, and for the
+    latter the parent run's ``(backbone, width)``, which the new run must share (the page has
+    no width control, and a parent may come from a lesson or the CLI)."""
+    parent = None
     with st.expander("Starting weights"):
         pretrained = st.text_input("Pretrained weights", key="model_pretrained",
                                    placeholder="imagenet, or a .pth file",
@@ -154,8 +159,18 @@ def start_setup() -> tuple[str, str]:
         init_from = st.text_input("Start from run (its encoder)", key="model_init_from",
                                   placeholder="a run id",
                                   help=setting_help("model.init_from") + " With method "
-                                  "classifier: the second stage, frozen or fine-tuned.")
-    return pretrained.strip(), init_from.strip()
+                                  "classifier: the second stage, frozen or fine-tuned.").strip()
+        if init_from:
+            try:
+                model = parent_run(init_from, registry().store).config().model
+            except ValueError as exc:
+                st.warning(str(exc), icon=":material/warning:")
+            else:
+                parent = model.backbone, model.width
+                st.caption(f"Its encoder is a {model.backbone}"
+                           + (f" of width {model.width}" if model.width else "")
+                           + "; this run's backbone is the same, whatever the Backbone above.")
+    return pretrained.strip(), init_from, parent
 
 
 def eval_setup() -> EvalConfig:

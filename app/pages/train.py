@@ -152,7 +152,10 @@ def main() -> None:
         data_cfg = data_setup()
         method, params, desc = method_setup(data_cfg.name)
         backbone = backbone_setup()
-        pretrained, init_from = start_setup()
+        pretrained, init_from, parent = start_setup()
+        width = ModelConfig().width
+        if parent is not None:  # a run that starts from another's encoder has its shape
+            backbone, width = parent
         preset = augment_preset(desc["default_preset"], data_cfg.name)
         train_cfg = budget_setup(desc["train_defaults"])
         warning = accumulation_warning(desc, train_cfg)
@@ -178,7 +181,7 @@ def main() -> None:
     with tab_aug:
         aug = augment_tab(preset, data_cfg, quick)
     cfg = RunConfig(
-        data=data_cfg, model=ModelConfig(backbone=backbone, pretrained=pretrained,
+        data=data_cfg, model=ModelConfig(backbone=backbone, width=width, pretrained=pretrained,
                                          init_from=init_from), augment=aug,
         method=MethodConfig(name=method, params=params), train=train_cfg,
         eval=eval_cfg, name=name,
