@@ -104,8 +104,10 @@ def sweep_section(run_id: str) -> None:
     _keep_feeding(sweep)
 
     def live() -> None:
-        _table(sweep)
-        if sweep.done(registry().store):
+        # read again each time: the feeder writes the cells' run ids as it submits them
+        now = Sweep.load(registry().store.root, chosen)
+        _table(now)
+        if now.done(registry().store):
             st.caption("All runs of this sweep have ended.")
 
     every = None if sweep.done(registry().store) else 3.0

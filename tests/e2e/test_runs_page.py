@@ -310,3 +310,18 @@ def test_compare_pickers_and_random_query(app, visit) -> None:  # noqa: ANN001
     second = ui.wait_until(changed, PAGE_S, "another query", interval=0)
     assert second != first
     assert images.count() >= 21
+
+    # the maps follow the Map choice and each run's step slider (their ids name both)
+    def maps() -> list[str]:
+        return page.locator(".js-plotly-plot").evaluate_all(
+            "gs => gs.map(g => String((g._fullLayout || {}).meta || ''))")
+
+    main = page.get_by_test_id("stMainBlockContainer")
+    main.get_by_role("radiogroup", name="Map").get_by_text("PCA", exact=True).click()
+    ui.wait_until(lambda: sum(m.endswith("_pca") for m in maps()) == 2, PAGE_S, "two PCA maps")
+    slider = main.get_by_test_id("stSlider").filter(has_text="Step of A").get_by_role("slider")
+    slider.focus()
+    slider.press("Home")
+    ui.wait_until(lambda: f"compare_map_a_{ids['beta']}_0_h_pca" in maps(), PAGE_S,
+                  "A's map at its first snapshot, step 0")
+    assert any(m.startswith(f"compare_map_b_{ids['alpha']}_8_") for m in maps()), maps()

@@ -32,6 +32,9 @@ def server(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
     root = tmp_path_factory.mktemp("runs")
     run, last = run_foreground(RunConfig().with_overrides(SETTINGS), RunStore(root))
     assert last["type"] == "finished", last.get("error")
+    _, last = run_foreground(RunConfig().with_overrides(
+        {**SETTINGS, "method.name": "supcon", "name": "overlay"}), RunStore(root))
+    assert last["type"] == "finished", last.get("error")
     app = AppServer(root, tmp_path_factory.mktemp("server") / "streamlit.log",
                     env={"SSL_STUDIO_PROFILE_QUERIES": "64"})
     app.start()
@@ -94,6 +97,37 @@ def _choose(page, box: str, option: str) -> bool:  # noqa: ANN001
     page.get_by_role("combobox", name=box).click()
     page.get_by_role("option").filter(has_text=option).first.click(timeout=5_000)
     return True
+
+
+def _bar_traces(page) -> int:  # noqa: ANN001
+    return _chart_with(page, '"bar"').evaluate(
+        "g => g._fullData.filter(t => t.type === 'bar').length")
+
+
+def _profile_title(page) -> str:  # noqa: ANN001
+    return _chart_with(page, '"bar"').evaluate("g => g._fullLayout.title.text")
+
+
+def test_profile_overlay_measure_and_strength(server, visit) -> None:  # noqa: ANN001
+    url, run_id, _ = server
+    page = visit(url, "e2e")
+    page.goto(f"{url}/explore?who=e2e&run={run_id}")
+    page.get_by_role("tab", name="Invariance profile").click()
+    compute = page.get_by_role("button", name=re.compile("Compute the invariance profile"))
+    ui.wait_until(lambda: _choose(page, "Overlay another run", "overlay"), 60, "the overlay")
+    ui.wait_until(lambda: compute.count() > 0 or _bar_traces(page) == 2, PROFILE_S,
+                  "a profile to compute for the overlaid run")
+    while compute.count():  # this run's (unless computed before) and the overlaid run's
+        compute.first.click()
+        page.wait_for_timeout(1000)
+    ui.wait_until(lambda: _bar_traces(page) == 2, PROFILE_S, "both runs' bars")
+    assert "mean cosine" in _profile_title(page) and "run strength" in _profile_title(page)
+    page.get_by_role("radiogroup", name="Measure").get_by_text("kNN", exact=True).click()
+    ui.wait_until(lambda: "kNN top-1" in _profile_title(page), 30, "the kNN profile")
+    page.get_by_role("radiogroup", name="Strength").get_by_text("stronger", exact=True).click()
+    ui.wait_until(lambda: "stronger strength" in _profile_title(page), 30,
+                  "the profile at 1.5 times each op's strength")
+    assert _bar_traces(page) == 2
 
 
 def _number_input(page, label: str):  # noqa: ANN001, ANN202
