@@ -183,10 +183,11 @@ def report(run: Any, last: dict[str, Any]) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from engine.encoder.parent import parent_in
     from engine.train.runner import run_foreground
     from engine.train.store import RunStore
 
-    cfg = load_config(args.config, args.set)
+    cfg = parent_in(load_config(args.config, args.set), RunStore(args.runs_dir))
     from engine.distributed import launched
 
     if launched():  # one of torchrun's processes: rank 0 writes the run (engine.distributed)

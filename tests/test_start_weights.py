@@ -1,6 +1,8 @@
 """Runs that start from weights: pretrained files (ImageNet's or the user's) and another run's
 encoder (the second stage: a classifier, frozen or fine-tuned)."""
 
+import json
+
 import pytest
 import torch
 
@@ -127,3 +129,21 @@ def test_init_from_checks_the_parent(parent, tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="model.width=8; set the same"):
         check_run(RunConfig().with_overrides({**SMALL, "model.width": 16,
                                               "model.init_from": str(parent.path)}))
+
+
+def test_the_cli_finds_a_parent_id_in_its_own_runs_dir(parent, tmp_path, capsys) -> None:  # noqa: ANN001
+    """``--runs-dir X --set model.init_from=ID``: ID is a run in X, not in the default ./runs
+    (the second stage was refused there before: "no run ... in ./runs")."""
+    from engine import cli
+
+    sets = [f"{k}={v}" for k, v in {**SMALL, "method.name": "classifier", "train.epochs": 1,
+                                   "model.init_from": parent.id}.items()]
+    args = ["train", "--runs-dir", str(parent.path.parent), "--quiet"]
+    assert cli.main([*args, *(a for s in sets for a in ("--set", s))]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "finished"
+    assert summary["initialised_from"]["init_from"]["run"] == parent.id
+    nowhere = ["--set", "model.init_from=no-such-run", "--set", "method.name=classifier"]
+    assert cli.main(["train", "--runs-dir", str(tmp_path), "--quiet", *nowhere]) == 2
+    err = capsys.readouterr().err
+    assert "no run 'no-such-run'" in err and str(tmp_path) in err, err

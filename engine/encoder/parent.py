@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from engine.config import RunConfig
 from engine.train import checkpoint
 from engine.train.store import RunDir, RunStore
 
@@ -32,6 +33,16 @@ def parent_run(ref: str, store: RunStore | None = None) -> RunDir:
         raise ValueError(f"model.init_from: no run {ref!r} (neither a run directory nor a run "
                          f"id in {store.root})")
     return run
+
+
+def parent_in(cfg: RunConfig, store: RunStore) -> RunConfig:
+    """``cfg`` with ``model.init_from`` made the parent run's directory, a run id being looked
+    up in ``store``: the runs folder the new run goes to (``--runs-dir``), not the default one.
+    ``ValueError`` naming that folder when there is no such run."""
+    ref = cfg.model.init_from
+    if not ref:
+        return cfg
+    return cfg.with_overrides({"model.init_from": str(parent_run(ref, store).path)})
 
 
 def check_parent(ref: str, backbone: str, width: int) -> RunDir:
