@@ -150,12 +150,22 @@ def test_use_the_image_picked_on_the_map_for_the_view_cloud(server, visit) -> No
         return True
 
     ui.wait_until(picked_another, 60, "a picked image other than row 0", interval=1.0)
-    row = re.search(r"row (\d+)", use.inner_text()).group(1)
+    offer = use.inner_text()
+    row, image = re.search(r"row (\d+), #(\d+)", offer).groups()
     use.click()
     ui.wait_until(lambda: row_box.input_value() == row, 30, f"the view cloud's image at {row}")
     ui.wait_until(lambda: use.count() == 0, 30, "the offer gone once taken")
+    views = page.get_by_test_id("stMainBlockContainer").get_by_test_id("stSlider").filter(
+        has_text="Views").get_by_role("slider")
+    views.focus()
+    views.press("Home")  # 4 views, the fewest
+    ui.wait_until(lambda: views.input_value() == "4", 10, "4 views")
+    page.wait_for_timeout(500)  # the slider sends its value when the keys stop
     page.get_by_role("button", name=re.compile("Draw the view cloud")).click()
-    _chart_with(page, "source image")
+    cloud = _chart_with(page, "source image")
+    ui.wait_until(lambda: cloud.evaluate(
+        "g => g._fullData.find(t => t.name === 'views').x.length") == 4, 30, "a cloud of 4 views")
+    assert page.get_by_text(f"View cloud of image #{image} ", exact=False).count() > 0
 
 
 def test_export_downloads_and_shows_each_form(server, visit) -> None:  # noqa: ANN001
