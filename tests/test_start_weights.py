@@ -147,3 +147,24 @@ def test_the_cli_finds_a_parent_id_in_its_own_runs_dir(parent, tmp_path, capsys)
     assert cli.main(["train", "--runs-dir", str(tmp_path), "--quiet", *nowhere]) == 2
     err = capsys.readouterr().err
     assert "no run 'no-such-run'" in err and str(tmp_path) in err, err
+
+
+def test_a_parent_id_is_looked_up_in_the_store_the_run_goes_to(parent) -> None:  # noqa: ANN001
+    """The API and the app's registry, over a runs folder that is not the default one."""
+    from engine.train.participants import ANONYMOUS
+    from engine.train.registry import RunRegistry
+
+    store = RunStore(parent.path.parent)
+    cfg = RunConfig().with_overrides({**SMALL, "method.name": "classifier", "train.epochs": 1,
+                                      "model.init_from": parent.id})
+    run, last = run_foreground(cfg, store)
+    assert last["status"] == "finished", last.get("error")
+    assert run.config().model.init_from == str(parent.path)
+    registry = RunRegistry(store)
+    run_id = registry.submit(cfg, ANONYMOUS)
+    registry.live(run_id).join(120)
+    summary = store.get(run_id).summary()
+    assert summary["status"] == "finished", summary.get("error")
+    assert summary["initialised_from"]["init_from"]["run"] == parent.id
+    with pytest.raises(ValueError, match=f"no run 'nope'.*{store.root.name}"):
+        run_foreground(cfg.with_overrides({"model.init_from": "nope"}), store)

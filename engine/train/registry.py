@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.data import Dataset
+from engine.encoder.parent import parent_in
 from engine.preflight import check_run
 from engine.train.limits import Limits
 from engine.train.participants import ANONYMOUS, Actor, may_act, refusal, token_matches
@@ -99,7 +100,9 @@ class RunRegistry:
     def submit(self, cfg: RunConfig, actor: Actor, dataset: Dataset | None = None) -> str:
         """Check the whole run, write it to disk as queued under ``actor``'s name and queue it;
         it starts at once when a slot is free. ``ValueError`` (a run that would fail) or
-        ``PermissionError`` (too many queued runs), one line each; nothing is written then."""
+        ``PermissionError`` (too many queued runs), one line each; nothing is written then.
+        A run id in ``model.init_from`` is looked up in this registry's runs folder."""
+        cfg = parent_in(cfg, self.store)
         check_run(cfg, dataset)
         job = self.scheduler.submit(
             cfg, actor.name, lambda: self.store.create(cfg, owner=actor.name, status="queued"),

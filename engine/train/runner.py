@@ -28,6 +28,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.data import Dataset
+from engine.encoder.parent import parent_in
 from engine.memory import give_back
 from engine.train.events import EventLog, StatusEvent
 from engine.train.recorder import (
@@ -237,7 +238,9 @@ def run_foreground(
     """Train in this thread (CLI, tests, lessons); returns the run directory and the last event.
 
     In the main thread, SIGTERM/SIGINT interrupt the run (final checkpoint, status
-    ``interrupted``) and then end the process with ``SystemExit``."""
+    ``interrupted``) and then end the process with ``SystemExit``. A run id in
+    ``model.init_from`` is looked up in ``store`` (``ValueError`` when it is not there)."""
+    cfg = parent_in(cfg, store)
     run = store.create(cfg, owner=owner, status="loading")
     return run, _foreground(cfg, run, on_event, dataset, resume=False)
 
