@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine.config import RunConfig
+from engine.encoder.parent import parent_run
 from engine.models import build_backbone
 from engine.models.pretrained import imagenet_file, load_pretrained
 from engine.preflight import check_run
@@ -166,5 +167,7 @@ def test_a_parent_id_is_looked_up_in_the_store_the_run_goes_to(parent) -> None: 
     summary = store.get(run_id).summary()
     assert summary["status"] == "finished", summary.get("error")
     assert summary["initialised_from"]["init_from"]["run"] == parent.id
+    moved = f"/another/machine/runs/{parent.id}"  # a run imported with its parent
+    assert parent_run(moved, store).path == parent.path
     with pytest.raises(ValueError, match=f"no run 'nope'.*{store.root.name}"):
         run_foreground(cfg.with_overrides({"model.init_from": "nope"}), store)

@@ -20,13 +20,14 @@ from engine.train.store import RunDir, RunStore
 
 def parent_run(ref: str, store: RunStore | None = None) -> RunDir:
     """The run ``ref`` names: a run directory, or a run id in ``store`` (default: the run
-    store). ``ValueError`` naming it when there is none."""
+    store); a directory that is not there is looked up by its name (its id) in ``store``.
+    ``ValueError`` naming it when there is none."""
     path = Path(ref).expanduser()
     if (path / "config.json").is_file():
         return RunDir(path.resolve())
     store = store or RunStore()
-    try:
-        run = store.get(ref)
+    try:  # by its id: also a run directory that has moved (an imported run names its old one)
+        run = store.get(path.name)
     except (FileNotFoundError, ValueError):
         run = None
     if run is None or not (run.path / "config.json").is_file():

@@ -82,7 +82,7 @@ def test_second_stage_from_a_run_then_a_pretrained_file(app, visit) -> None:  # 
     known.add(stage)
     config = json.loads((server.runs_dir / stage / "config.json").read_text())
     assert config["method"]["name"] == "classifier"
-    assert config["model"]["init_from"] == parent_id
+    assert Path(config["model"]["init_from"]) == server.runs_dir / parent_id  # its directory
     summary = _ended(server, stage)
     assert summary["status"] == "finished", summary.get("error")
     assert summary["initialised_from"]["init_from"]["run"] == parent_id
