@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from app import charts, images
-from app.state import dataset, map_cache, registry
+from app.state import apply_later, dataset, map_cache, registry
 from engine.eval.maps import MapKey
 from engine.eval.retrieval import NeighbourIndex, precision_at_k
 from engine.share.thumbnails import carried_pictures
@@ -207,8 +207,9 @@ def gallery(snap: Snapshot, rows: Sequence[int], captions: Sequence[str], size: 
 def pick_step(snap_steps: list[int], key: str, label: str = "Snapshot (training step)",
               default: int | None = None) -> int:
     """A slider over a run's snapshot steps; ``default`` (one of them) or the newest first.
-    Its value lives in ``st.session_state[key]`` alone, so setting that (as "Show the newest
-    map" does) moves the slider."""
+    Its value lives in ``st.session_state[key]`` alone, so :func:`app.state.set_later` (as
+    "Show the newest map" does) moves the slider."""
+    apply_later(key)
     if st.session_state.get(key) not in snap_steps:
         st.session_state[key] = default if default in snap_steps else snap_steps[-1]
     if len(snap_steps) == 1:

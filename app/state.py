@@ -134,3 +134,22 @@ def select_run(run_id: str | None, param: str = "run") -> None:
         st.session_state.pop(key, None)
         if param in st.query_params:
             del st.query_params[param]
+
+
+# -- widget values set from a fragment ---------------------------------------------------------
+_LATER = "widget_values_later"
+
+
+def set_later(key: str, value: object) -> None:
+    """Give widget ``key`` the value ``value`` at the page's next full run. From a fragment's
+    run a widget's value cannot be set directly: the browser's value overwrites it at the next
+    full run. :func:`apply_later` sets it before the widget is drawn."""
+    st.session_state.setdefault(_LATER, {})[key] = value
+
+
+def apply_later(key: str) -> None:
+    """Set widget ``key`` to the value :func:`set_later` kept for it, if any; call before the
+    widget is drawn."""
+    later = st.session_state.get(_LATER, {})
+    if key in later:
+        st.session_state[key] = later.pop(key)

@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import charts, images, mapview, studio_charts, studio_sweep
 from app.run_info import label
-from app.state import dataset, registry, run_dir
+from app.state import apply_later, dataset, registry, run_dir, set_later
 from engine.augment import OPS
 from engine.eval.encoder import RunEncoder
 from engine.eval.invariance import run_strength
@@ -24,7 +24,6 @@ NONE = "(none)"
 IMPORTED = "the imported preset"
 LEVELS = ("run", "weaker", "stronger")
 PICK_POLL_S = 2.0  # how often the view cloud looks for an image picked on the map
-TAKEN = "studio_row_taken"  # the picked row the view cloud was asked to use
 
 
 def profile_jobs() -> ProfileJobs:
@@ -140,9 +139,7 @@ def clicked_row(snap: mapview.Snapshot) -> int | None:
 def _offer_pick(snap: mapview.Snapshot) -> None:
     """Offer the image picked on the map for the view cloud. A click on the map (or Random
     image) redraws only the map's fragment, so this small fragment looks again every
-    :data:`PICK_POLL_S` seconds; taking the offer redraws the page with that row. (The row is
-    handed over under :data:`TAKEN`: a widget's value set during a fragment's run is
-    overwritten by the browser's at the page's next run.)"""
+    :data:`PICK_POLL_S` seconds; taking the offer redraws the page with that row."""
     def offer() -> None:
         picked = clicked_row(snap)
         shown = st.session_state.get("studio_row")
@@ -150,17 +147,14 @@ def _offer_pick(snap: mapview.Snapshot) -> None:
                 f"Use the image picked on the map (row {picked}, "
                 f"{snap.describe_row(picked)})", key="studio_use_pick",
                 icon=":material/ads_click:"):
-            st.session_state[TAKEN] = picked
+            set_later("studio_row", picked)
             st.rerun(scope="app")
 
     st.fragment(offer, run_every=PICK_POLL_S)()
 
 
 def _cloud_controls(snap: mapview.Snapshot, enc: RunEncoder) -> tuple[int, list, int, str]:
-    taken = st.session_state.pop(TAKEN, None)
-    if taken is not None and taken < snap.n:
-        st.session_state["studio_row"] = taken
-    # the row lives in session state alone (no value= below), so the offer can set it
+    apply_later("studio_row")  # the row lives in session state alone (no value= below)
     if not 0 <= st.session_state.get("studio_row", -1) < snap.n:
         st.session_state["studio_row"] = min(clicked_row(snap) or 0, snap.n - 1)
     _offer_pick(snap)

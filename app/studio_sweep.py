@@ -70,7 +70,8 @@ def _start(run_id: str) -> None:
         st.rerun()
 
 
-def _table(sweep: Sweep) -> None:
+def _table(sweep: Sweep) -> list[dict[str, Any]]:
+    """The sweep's table (and its grid of pairs); returns its rows."""
     rows = sweep.table(registry().store)
     frame = pd.DataFrame([{
         "cell": r["label"], "kNN top-1": r["knn"], "status": r["status"],
@@ -88,6 +89,7 @@ def _table(sweep: Sweep) -> None:
         st.plotly_chart(studio_charts.pair_grid(rows), key=f"sweep_grid_{sweep.id}")
     finished = sum(r["status"] == "finished" for r in rows)
     st.caption(f"{finished} of {len(rows)} runs finished; the table fills in as they do.")
+    return rows
 
 
 def sweep_section(run_id: str) -> None:
@@ -106,8 +108,7 @@ def sweep_section(run_id: str) -> None:
     def live() -> None:
         # read again each time: the feeder writes the cells' run ids as it submits them
         now = Sweep.load(registry().store.root, chosen)
-        _table(now)
-        if now.done(registry().store):
+        if now.done(registry().store, _table(now)):
             st.caption("All runs of this sweep have ended.")
 
     every = None if sweep.done(registry().store) else 3.0

@@ -11,10 +11,9 @@ import streamlit as st
 from app import charts, mapview, participants, selection_export, studio
 from app.hover import hover_thumbnails
 from app.run_info import ACTIVE, pick_run, run_status
-from app.state import registry, run_dir, select_run, selected_run
+from app.state import registry, run_dir, select_run, selected_run, set_later
 
 MAX_SELECTED_SHOWN = 40
-NEWEST = "explore_newest_taken"  # the step "Show the newest map" asked for
 
 
 def controls(snap: mapview.Snapshot) -> tuple[str, str, str, int]:
@@ -112,9 +111,7 @@ def follow(run_id: str, step: int) -> None:
         newest = run.snapshots()[-1] if run and run.snapshots() else step
         if newest != step and st.button(f"Show the newest map (step {newest})",
                                         key="explore_newest"):
-            # handed over, not set: a widget's value set during a fragment's run is
-            # overwritten by the browser's at the page's next run
-            st.session_state[NEWEST] = newest
+            set_later(f"explore_step_{run_id}", newest)
             st.rerun(scope="app")
         if run_status(run_id) not in ACTIVE:
             st.rerun(scope="app")
@@ -146,8 +143,6 @@ def main() -> None:
         return
     run = run_dir(run_id)
     with top[1]:
-        if NEWEST in st.session_state:
-            st.session_state[f"explore_step_{run_id}"] = st.session_state.pop(NEWEST)
         step = mapview.pick_step(run.snapshots(), key=f"explore_step_{run_id}")
     snap = mapview.load(run_id, step)
     if snap.data_error:

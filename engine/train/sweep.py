@@ -197,9 +197,10 @@ class Sweep:
                          "knn": knn, "error": c.error})
         return rows
 
-    def done(self, store: Any) -> bool:
-        """Whether every cell's run has ended."""
-        return all(r["status"] in (*DONE, "deleted", "not run") for r in self.table(store))
+    def done(self, store: Any, rows: list[dict[str, Any]] | None = None) -> bool:
+        """Whether every cell's run has ended; ``rows``: its :meth:`table`, when read already."""
+        rows = self.table(store) if rows is None else rows
+        return all(r["status"] in (*DONE, "deleted", "not run") for r in rows)
 
 
 # -- reading a sweep's results ------------------------------------------------------------------
