@@ -43,6 +43,7 @@ def tools(run_id: str) -> None:
     cols[1].download_button("Share (run archive)", icon=":material/ios_share:",
                             data=lambda: archive_bytes(run_id), file_name=f"{run_id}.zip",
                             mime="application/zip", key="share_archive", width="stretch",
+                            on_click="ignore",
                             help="Config, curves, maps with their images and the final "
                             "checkpoint: import it on another machine")
 

@@ -83,11 +83,12 @@ def downloads(snap: Snapshot, rows: Sequence[int]) -> None:
     name = f"{snap.run_id}_step{snap.step}_{len(rows)}"
     cols[0].download_button("Selection as CSV", data=lambda: csv_bytes(snap, rows),
                             file_name=f"{name}.csv", mime="text/csv", key="selection_csv",
-                            icon=":material/table_view:", width="stretch",
+                            on_click="ignore", icon=":material/table_view:", width="stretch",
                             help="Id, class and attributes of each selected image, and its "
                             "file where the images are files")
     cols[1].download_button("Images as zip", data=lambda: zip_bytes(snap, rows),
                             file_name=f"{name}.zip", mime="application/zip",
-                            key="selection_zip", icon=":material/folder_zip:", width="stretch",
+                            key="selection_zip", on_click="ignore", icon=":material/folder_zip:",
+                            width="stretch",
                             disabled=snap.thumbs is None and test_paths(snap.run_id) is None,
                             help="The selected images (their files, or the map's pictures)")

@@ -159,6 +159,7 @@ def export_section(run_id: str) -> None:
     cols = st.columns(len(files))
     for col, (name, (fname, text, mime)) in zip(cols, files.items(), strict=True):
         col.download_button(f"Download {name}", text, file_name=fname, mime=mime,
-                            key=f"studio_dl_{name}", icon=":material/download:")
+                            key=f"studio_dl_{name}", icon=":material/download:",
+                            on_click="ignore")
     shown = st.radio("Show", list(files), horizontal=True, key="studio_export_show")
     st.code(files[shown][1], language="json" if shown == "preset JSON" else "python")

@@ -57,7 +57,8 @@ def actions(run_id: str) -> None:
         st.switch_page(EXPLORE, query_params={"run": run_id})
     cols[2].download_button("Download (zip)", icon=":material/download:",
                             data=run.zip_bytes, file_name=f"{run_id}.zip",
-                            mime="application/zip", key="download", width="stretch")
+                            mime="application/zip", key="download", width="stretch",
+                            on_click="ignore")
     allowed = controls.may_act(actor, run_id)
     if cols[3].button("Delete…", icon=":material/delete:", key="delete", width="stretch",
                       disabled=not allowed,
