@@ -13,7 +13,7 @@ batches are indexed there and augmented there (per-sample parameters, one batche
 augmentation). A split too large for the device stays in pinned host memory and is streamed,
 each batch copied one step ahead (``engine.train.prefetch``). Weights are channels_last on CUDA
 and the CPU; on CUDA also bf16 autocast, a fused optimiser, optional ``torch.compile``. The loss
-is read back to the host only when a step event is emitted (at most a few times a second),
+is read back to the host only when a step event is emitted (``engine.train.loss_meter``),
 never every step. The first step comes before the step-0 evaluation (which runs on a copy of
 the initial weights), so the loss chart starts at once.
 
@@ -44,16 +44,13 @@ from engine.train import checkpoint as ckpt
 from engine.train.accumulate import accumulated_step
 from engine.train.evaluator import Evaluator, Features, Stopped
 from engine.train.events import CheckpointEvent, Event, FinishedEvent, StartEvent, StepEvent
+from engine.train.loss_meter import LossMeter
 from engine.train.optimizer import build_optimizer
 from engine.train.order import DataOrder
 from engine.train.prefetch import PinnedGather, place, stream_batches
 from engine.train.schedule import Clock, Schedule
 
 Events = Generator[Event, None, dict[str, Any]]
-
-
-class TrainingError(RuntimeError):
-    """A run cannot go on; the message says why and what to try."""
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -258,9 +255,8 @@ class Trainer:
         if not sched.trains:  # nothing to train: evaluate the untrained model now
             yield from self._evaluation(0, should_stop)
         next_eval = math.inf if self._initial is not None else self.clock.seconds + e.every_seconds
-        loss_sum = torch.zeros((), device=self.device)
-        loss_n, last_emit, lr, progress = 0, 0.0, 0.0, 0.0
-        logs_sum: dict[str, torch.Tensor] = {}
+        meter = LossMeter(self.device)
+        last_emit, lr, progress = 0.0, 0.0, 0.0
         self.method.train()
         batches = self.batches()
         last_ckpt = time.perf_counter()
@@ -283,16 +279,12 @@ class Trainer:
                 out = self.train_step(idx, lr, progress, x)
                 self.step += 1
                 self.images_seen += len(idx) * self.world
-                loss_sum += out.loss.detach().float()
-                for k, v in out.logs.items():
-                    logs_sum[k] = logs_sum.get(k, 0) + torch.as_tensor(v).detach().float()
-                loss_n += 1
+                meter.add(out)
                 now = time.perf_counter()
                 self.train_seconds += now - t0
                 if now - last_emit >= self.emit_every or self.step in (1, total):
-                    yield self._step_event(loss_sum, loss_n, logs_sum, lr, progress)
-                    loss_sum.zero_()
-                    loss_n, last_emit, logs_sum = 0, now, {}
+                    yield self._step_event(meter, lr, progress)
+                    last_emit = now
                 if self._initial is not None:  # step-0 evaluation, once the chart has a point
                     result = yield from self._initial_evaluation(should_stop)
                     next_eval = self.clock.seconds + max(e.every_seconds,
@@ -314,8 +306,8 @@ class Trainer:
             status, reason = "stopped", "stopped by the user"
             if self.dist is not None:
                 self.dist.agree(True, None)  # the others wait for the next step's decision
-        if loss_n:  # the last steps' loss, not yet shown
-            yield self._step_event(loss_sum, loss_n, logs_sum, lr, progress)
+        if meter.n:  # the last steps' loss, not yet shown
+            yield self._step_event(meter, lr, progress)
         if status == "finished":
             try:
                 yield from self._final_evaluation(should_stop)
@@ -335,19 +327,12 @@ class Trainer:
         yield {**finished, **{k: v for k, v in self.last_eval.items()
                               if k.startswith(("knn_", "linear_", "classifier_"))}}
 
-    def _step_event(
-        self, loss_sum: torch.Tensor, n: int, logs_sum: dict[str, torch.Tensor], lr: float,
-        progress: float,
-    ) -> dict[str, Any]:
-        """The :class:`StepEvent` of the last ``n`` steps: their mean loss and logs; ``lr``
-        and ``progress`` of the last of them."""
-        loss = float(loss_sum) / n  # the one host sync, a few times a second
-        if not math.isfinite(loss):
-            raise TrainingError(
-                f"the loss became {loss} at step {self.step}. Try a lower learning rate "
-                f"(train.lr, now {self.cfg.train.lr:g}), a higher temperature, "
-                "train.precision=fp32, or milder augmentations."
-            )
+    def _step_event(self, meter: LossMeter, lr: float, progress: float) -> dict[str, Any]:
+        """The :class:`StepEvent` of the steps since the last one: their mean loss and logs;
+        ``lr`` and ``progress`` of the last of them."""
+        loss, logs = meter.mean(self.step, (
+            f"Try a lower learning rate (train.lr, now {self.cfg.train.lr:g}), a higher "
+            "temperature, train.precision=fp32, or milder augmentations."))
         event = StepEvent(
             type="step",
             step=self.step,
@@ -358,7 +343,7 @@ class Trainer:
             images_per_s=self.images_seen / max(self.train_seconds, 1e-9),
             elapsed=self.clock.seconds,
         )
-        return {**event, **{k: float(v) / n for k, v in logs_sum.items()}}
+        return {**event, **logs}
 
     def _evaluation(
         self, step: int, should_stop: Callable[[], bool], method: Method | None = None
