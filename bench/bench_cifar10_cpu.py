@@ -42,7 +42,6 @@ import copy
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -54,12 +53,19 @@ import torch  # noqa: E402
 
 from engine.cli import parse_sets  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
-from engine.data import Dataset, load_dataset  # noqa: E402
-from engine.eval.embed import embed_images  # noqa: E402
-from engine.eval.knn import knn_top1  # noqa: E402
+from engine.data import load_dataset  # noqa: E402
 from engine.models import build_backbone  # noqa: E402
-from engine.models.heads import mlp  # noqa: E402
 from engine.train.loop import Trainer  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from simclr_pipelines import (  # noqa: E402
+    Encoder,
+    batch_norm_statistics,
+    knn_accuracy,
+    lightly,
+    ours,
+    train_in_turns,
+)
 
 ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
 GOAL = 0.03  # ours - lightly, kNN top-1 (the issue)
@@ -77,150 +83,6 @@ def our_config(archive: str, seconds: float, sets: dict) -> RunConfig:
         "method.name": "simclr", "model.backbone": "small_cnn",
         "train.epochs": 0, "train.max_seconds": seconds, **sets,
     })
-
-
-@dataclass
-class Pipeline:
-    """One training pipeline: ``step(lr)`` trains one batch; ``net`` embeds (``.embed``)."""
-
-    name: str
-    step: object  # (lr: float, progress: float) -> float, the step's loss
-    net: torch.nn.Module
-    seconds: float = 0.0
-    steps: int = 0
-    loss: float = float("nan")
-
-
-def ours(trainer: Trainer, name: str = "ours") -> Pipeline:
-    batches = trainer.batches()
-
-    def step(lr: float, progress: float) -> float:
-        idx, x = next(batches)
-        out = trainer.train_step(idx, lr, progress, x)
-        trainer.step += 1
-        return float(out.loss.detach())
-
-    return Pipeline(name, step, trainer.method)
-
-
-class _Encoder(torch.nn.Module):
-    """A backbone with the ``embed`` of ``engine.methods.Method``: ``{"h": (B, D)}``."""
-
-    def __init__(self, backbone: torch.nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"h": self.backbone(x)}
-
-
-class PILImages(torch.utils.data.Dataset):
-    """uint8 images (N, C, H, W) as PIL images through ``transform``: a DataLoader's input."""
-
-    def __init__(self, images: torch.Tensor, transform) -> None:  # noqa: ANN001
-        from PIL import Image
-
-        self.images = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in images]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):  # noqa: ANN204
-        return self.transform(self.images[i])
-
-
-def lightly(trainer: Trainer, dataset: Dataset, channels_last: bool = False) -> Pipeline:
-    """lightly's standard SimCLR recipe on the same images, network, batch and optimiser."""
-    from lightly.loss import NTXentLoss
-    from lightly.transforms import SimCLRTransform
-
-    transform = SimCLRTransform(  # lightly's CIFAR-10 benchmark
-        input_size=dataset.image_size, cj_strength=0.5, gaussian_blur=0.0,
-        normalize={"mean": trainer.augment.mean.tolist(), "std": trainer.augment.std.tolist()},
-    )
-    loader = torch.utils.data.DataLoader(
-        PILImages(dataset.train.images, transform), batch_size=trainer.batch_size,
-        shuffle=True, drop_last=True, num_workers=0,
-        generator=torch.Generator().manual_seed(trainer.cfg.seed),
-    )
-    cfg = trainer.cfg
-    torch.manual_seed(cfg.seed)  # the same initial weights as ours
-    backbone = build_backbone(cfg.model.backbone, dataset.channels, dataset.image_size,
-                              cfg.model.width)
-    model = torch.nn.Sequential(backbone, mlp(backbone.out_dim, 512, 128))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    criterion = NTXentLoss()  # temperature 0.5
-    optimizer = torch.optim.AdamW(model.parameters(), lr=trainer.base_lr,
-                                  weight_decay=cfg.train.weight_decay)
-    model.train()
-
-    def batches():  # noqa: ANN202
-        while True:
-            yield from loader
-
-    it = batches()
-
-    def step(lr: float, progress: float) -> float:
-        x0, x1 = next(it)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = criterion(model(x0), model(x1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-
-    return Pipeline("lightly_cl" if channels_last else "lightly", step, _Encoder(backbone))
-
-
-def train_in_turns(pipes: list[Pipeline], trainer: Trainer, seconds: float, turn: float) -> None:
-    """Train every pipeline for ``seconds`` of its own time, ``turn`` seconds at a time; each
-    follows the same warm-up and cosine schedule over its own seconds and steps."""
-    sched = trainer.schedule
-    rounds = 0
-    while any(p.seconds < seconds for p in pipes):
-        order = pipes if rounds % 2 == 0 else pipes[::-1]
-        for p in order:
-            until = min(seconds, p.seconds + turn)
-            while p.seconds < until:
-                progress = min(p.seconds / seconds, 1.0)
-                t0 = time.perf_counter()
-                p.loss = p.step(sched.lr(progress, p.steps), progress)
-                p.seconds += time.perf_counter() - t0
-                p.steps += 1
-        rounds += 1
-        print(" | ".join(f"{p.name} {p.seconds:.0f} s, {p.steps} steps, loss {p.loss:.3f}"
-                         for p in pipes), file=sys.stderr, flush=True)
-
-
-@torch.no_grad()
-def batch_norm_statistics(net: torch.nn.Module, images: torch.Tensor, normalise,  # noqa: ANN001
-                          batches: int = 20, batch_size: int = 512) -> None:
-    """Set every batch norm's running mean and variance to their average over ``batches``
-    batches of ``images`` (N, C, H, W) uint8, the weights untouched."""
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average
-    net.train()
-    g = torch.Generator().manual_seed(0)
-    for _ in range(batches):
-        idx = torch.randint(len(images), (batch_size,), generator=g)
-        net.backbone(normalise(images[idx]))
-    net.eval()
-
-
-def knn_accuracy(net: torch.nn.Module, dataset: Dataset, trainer: Trainer, queries: int,
-                 k: int, temperature: float) -> float:
-    """kNN top-1 of ``net``'s ``h`` on the test split: all train images are the bank."""
-    normalise, device = trainer.augment.normalise, trainer.device
-    bank = embed_images(net, dataset.train.images, normalise, device, 1024)["h"]
-    test = dataset.test.images[:queries] if queries else dataset.test.images
-    labels = dataset.test.labels[: len(test)]
-    q = embed_images(net, test, normalise, device, 1024)["h"]
-    return knn_top1(bank, dataset.train.labels, q, labels, k=k, temperature=temperature)
 
 
 def main() -> None:
@@ -248,7 +110,7 @@ def main() -> None:
     emit(bench="cifar10_cpu_data", train=len(dataset.train), test=len(dataset.test),
          load_s=round(time.perf_counter() - t0, 1))
     trainer = Trainer(cfg, dataset)  # sets torch's threads to the cores available
-    random = _Encoder(copy.deepcopy(trainer.method.backbone))
+    random = Encoder(copy.deepcopy(trainer.method.backbone))
     pipes = [ours(trainer)]
     for variant in args.variant:
         sets = parse_sets(variant.split(","))
@@ -260,7 +122,7 @@ def main() -> None:
     train_in_turns(pipes, trainer, args.seconds, args.turn)
 
     knn = {"k": args.k, "temperature": args.knn_temperature}
-    pixels = _Encoder(build_backbone("pixels", dataset.channels, dataset.image_size))
+    pixels = Encoder(build_backbone("pixels", dataset.channels, dataset.image_size))
     result = {}
     batch_norm_statistics(random, dataset.train.images, trainer.augment.normalise)
     for name, net in (("pixels", pixels), ("random", random)):
