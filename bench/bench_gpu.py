@@ -48,7 +48,7 @@ import engine  # noqa: E402, F401  (first: sets OpenMP's wait policy before torc
 # isort: split
 import torch  # noqa: E402
 
-from engine.bench import interleave, step_timer  # noqa: E402
+from engine.bench import interleave, step_timer, sync  # noqa: E402
 from engine.cli import parse_sets  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
@@ -80,11 +80,6 @@ ROWS: list[dict] = []  # every row emitted, for the table rows at the end of --a
 def emit(**row: object) -> None:
     ROWS.append(row)
     print(json.dumps(row), flush=True)
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def device_name(device: str) -> str:
@@ -221,10 +216,10 @@ def parity(args: argparse.Namespace, dataset: object) -> None:
     trainer = Trainer(cfg, dataset)
     steps = int(trainer.schedule.total_steps)
     knn = {}
-    for pipe in (ours(trainer), lightly(trainer, dataset, trainer.cfg.train.channels_last,
-                                        args.workers)):
+    peer = lightly(trainer, dataset, trainer.cfg.train.channels_last, args.workers)
+    for pipe in (ours(trainer), peer):
         train(pipe, trainer, lambda p: p.steps >= steps, lambda p: p.steps / steps)
-        sync(args.device)
+        sync(trainer.device)
         knn[pipe.name] = knn_accuracy(pipe.net, dataset, trainer, 0, k=200, temperature=0.1)
         emit(bench="gpu_parity", device=device_name(args.device), pipeline=pipe.name,
              epochs=round(pipe.steps / trainer.steps_per_epoch, 2), steps=pipe.steps,
@@ -232,8 +227,7 @@ def parity(args: argparse.Namespace, dataset: object) -> None:
              images_per_s=round(pipe.steps * trainer.batch_size / pipe.seconds, 1),
              final_loss=round(pipe.loss, 3), knn_top1=round(knn[pipe.name], 4))
     emit(bench="gpu_parity_summary", epochs=args.parity_epochs, batch=trainer.batch_size,
-         ours_minus_lightly=round(knn["ours"] - knn["lightly" if "lightly" in knn
-                                                     else "lightly_cl"], 4))
+         ours_minus_lightly=round(knn["ours"] - knn[peer.name], 4))
 
 
 def time_to_knn(args: argparse.Namespace, dataset: object | None = None) -> None:

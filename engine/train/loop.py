@@ -255,7 +255,9 @@ class Trainer:
         if not sched.trains:  # nothing to train: evaluate the untrained model now
             yield from self._evaluation(0, should_stop)
         next_eval = math.inf if self._initial is not None else self.clock.seconds + e.every_seconds
-        meter = LossMeter(self.device)
+        meter = LossMeter(self.device, advice=(
+            f"Try a lower learning rate (train.lr, now {cfg.train.lr:g}), a higher "
+            "temperature, train.precision=fp32, or milder augmentations."))
         last_emit, lr, progress = 0.0, 0.0, 0.0
         self.method.train()
         batches = self.batches()
@@ -330,9 +332,7 @@ class Trainer:
     def _step_event(self, meter: LossMeter, lr: float, progress: float) -> dict[str, Any]:
         """The :class:`StepEvent` of the steps since the last one: their mean loss and logs;
         ``lr`` and ``progress`` of the last of them."""
-        loss, logs = meter.mean(self.step, (
-            f"Try a lower learning rate (train.lr, now {self.cfg.train.lr:g}), a higher "
-            "temperature, train.precision=fp32, or milder augmentations."))
+        loss, logs = meter.mean(self.step)
         event = StepEvent(
             type="step",
             step=self.step,
