@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import streamlit as st
@@ -71,7 +72,8 @@ def when(t: float) -> str:
 
 def label(run: RunDir, with_status: bool = True) -> str:
     """``simclr · shapes · ada · 14:02:37 · finished`` (the config's own name when it has
-    one): name, owner, start time to the second and status tell two runs apart."""
+    one): name, owner, start time to the second and status. Runs started in the same second
+    can share it: a list of runs takes :func:`labels`."""
     try:
         cfg = run.config()
         name = cfg.name or f"{cfg.method.name} · {cfg.data.name}"
@@ -79,6 +81,18 @@ def label(run: RunDir, with_status: bool = True) -> str:
         name = run.id
     status = f" · {run_status(run.id)}" if with_status else ""
     return f"{name} · {owner(run)} · {when(created(run))}{status}"
+
+
+def labels(runs: Iterable[RunDir]) -> dict[str, str]:
+    """:func:`label` of each run, by run id, each one different: runs that name, owner and
+    start second would not tell apart (Train pressed twice in one second) also show their id's
+    last part, ``simclr · shapes · ada · 14:02:37 · 3f2a · finished``. A select box tells its
+    options apart by these words: two runs with one label would be one option."""
+    runs = list(runs)
+    plain = {r.id: label(r, with_status=False) for r in runs}
+    count = Counter(plain.values())
+    return {r.id: plain[r.id] + (f" · {r.id.rsplit('-', 1)[-1]}" if count[plain[r.id]] > 1
+                                 else "") + f" · {run_status(r.id)}" for r in runs}
 
 
 def parent_id(init_from: str) -> str:
@@ -149,9 +163,9 @@ def pick_run(
     if not runs:
         return None
     ids = [r.id for r in runs]
-    labels = {r.id: label(r) for r in runs}
+    names = labels(runs)
     shown = current if current in ids else None
-    digest = hashlib.sha1("\n".join([str(shown), *ids, *labels.values()]).encode())
+    digest = hashlib.sha1("\n".join([str(shown), *ids, *names.values()]).encode())
     widget = f"{key}_{digest.hexdigest()[:12]}"
 
     def picked() -> None:
@@ -160,6 +174,6 @@ def pick_run(
             on_pick(value)
 
     st.selectbox(label_text, ids, index=None if shown is None else ids.index(shown),
-                 key=widget, help=help, format_func=lambda i: labels.get(i, i),
+                 key=widget, help=help, format_func=lambda i: names.get(i, i),
                  placeholder="Choose a run", on_change=picked)
     return shown

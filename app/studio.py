@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from app import charts, images, mapview, studio_charts, studio_sweep
-from app.run_info import label
+from app.run_info import label, labels
 from app.state import apply_later, dataset, registry, run_dir, set_later
 from engine.augment import OPS
 from engine.eval.encoder import RunEncoder
@@ -91,10 +91,10 @@ def _profile_or_button(run_id: str, key: str) -> dict[str, Any] | None:
 def profile_section(run_id: str) -> None:
     st.markdown("**Invariance profile**: each op applied alone to test images. A cosine near "
                 "1 means the encoder ignores the op; kNN shows what the op costs in accuracy.")
-    others = [r.id for r in registry().runs() if r.id != run_id and r.checkpoint_path()]
+    others = labels(r for r in registry().runs() if r.id != run_id and r.checkpoint_path())
     cols = st.columns([3, 1, 1])
     other = cols[0].selectbox("Overlay another run", [NONE, *others], key="studio_other",
-                              format_func=lambda i: i if i == NONE else label(run_dir(i)))
+                              format_func=lambda i: others.get(i, i))
     metric = cols[1].radio("Measure", list(studio_charts.METRICS), key="studio_metric",
                            format_func={"cosine": "cosine", "knn": "kNN"}.get)
     level = cols[2].radio("Strength", LEVELS, key="studio_level")

@@ -325,3 +325,25 @@ def test_compare_pickers_and_random_query(app, visit) -> None:  # noqa: ANN001
     ui.wait_until(lambda: f"compare_map_a_{ids['beta']}_0_h_pca" in maps(), PAGE_S,
                   "A's map at its first snapshot, step 0")
     assert any(m.startswith(f"compare_map_b_{ids['alpha']}_8_") for m in maps()), maps()
+
+
+def test_two_runs_started_in_the_same_second_are_two_choices(app, visit) -> None:  # noqa: ANN001
+    """A copy of run alpha, as if Train had been pressed twice in one second: same name, owner,
+    start second and status. Compare opens the two side by side, and each picker shows its
+    own run (a select box tells options apart by their words, so equal labels were one
+    choice, and Run B fell back to Run A's run)."""
+    server, ids = app
+    twin = ids["alpha"].rsplit("-", 1)[0] + "-0000"
+    shutil.copytree(server.runs_dir / ids["alpha"], server.runs_dir / twin)
+    try:
+        page = visit(server.url, WHO)
+        page.goto(f"{server.url}/compare?who={WHO}&a={ids['alpha']}&b={twin}")
+        page.get_by_text("Click an image on either map").wait_for(timeout=PAGE_S * 1000)
+        page.wait_for_timeout(3_000)  # any answer of the browser's to the pickers has come
+        assert (ui.url_param(page, "a"), ui.url_param(page, "b")) == (ids["alpha"], twin)
+        a, b = ui.picker_text(page, "Run A"), ui.picker_text(page, "Run B")
+        assert a.startswith("alpha · e2e ·") and b.startswith("alpha · e2e ·") and a != b
+        assert f" · {twin.rsplit('-', 1)[-1]} · " in b
+        assert page.get_by_text("Pick two different runs").count() == 0
+    finally:
+        shutil.rmtree(server.runs_dir / twin)
