@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import charts, mapview, participants
 from app.hover import hover_thumbnails
-from app.run_info import label, pick_run
+from app.run_info import label, labels, pick_run
 from app.state import registry, run_dir, select_run, selected_run
 from engine.eval.clusters import compare_runs
 
@@ -44,6 +44,7 @@ def metrics_table(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.
         st.warning(f"Cannot compare these snapshots: {exc}")
         return
     table = []
+    names = labels(run_dir(r) for r in runs)
     for side, run_id, snap in (("a", runs[0], snaps[0]), ("b", runs[1], snaps[1])):
         run = run_dir(run_id)
         evals = [e for e in run.metrics("eval") if e.get("step") == snap.step]
@@ -51,7 +52,7 @@ def metrics_table(runs: list[str], snaps: list[mapview.Snapshot], rows: list[np.
         knn_key = "knn_top1" if colouring == "class" else f"knn_{colouring}"
         sil = cmp.get(f"silhouette_{side}")
         table.append({
-            "run": label(run),
+            "run": names[run_id],
             "step": snap.step,
             "epochs": epochs_at(run, snap.step),
             "seconds": seconds_at(run, snap.step),
