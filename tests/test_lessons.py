@@ -47,6 +47,7 @@ REQUIRED = {
     "mim_mask_ratio": None,
     "moco_queue_momentum": ("==", "dimensional"),
     "sesemi_ten_labels": None,
+    "sesemi_four_labels": None,
 }
 #: all fast lessons together, in training steps: at 16 px with the narrow CNN a 2-core CPU takes
 #: about 15 steps a second when idle, so they stay within about 3 minutes with evaluations;
