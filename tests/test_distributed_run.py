@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
-from engine.train.launch import launch
+from engine.train.launch import children, launch
 from engine.train.store import RunStore
 
 #: one process's threads: two processes share a 2-core machine
@@ -44,19 +44,23 @@ def steps_written(run) -> int:  # noqa: ANN001
 def workers(pid: int) -> dict[int, int]:
     """rank -> pid of torchrun's worker processes (children of its agent ``pid``)."""
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for child in children(pid):
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
+            env = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
             continue
-        if ppid == pid:
-            for item in env:
-                if item.startswith(b"RANK="):
-                    found[int(item[5:])] = int(entry.name)
+        for item in env:
+            if item.startswith(b"RANK="):
+                found[int(item[5:])] = child
     return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_two_processes_write_one_complete_run(tmp_path):
@@ -107,6 +111,19 @@ def test_killing_one_process_fails_the_run_with_the_reason(tmp_path):
     assert summary["status"] == "failed", summary
     assert "a process of this 2-process run ended" in summary["reason"]
     assert "2-process run ended" in row(job.run)["error"]  # what the Runs and Train pages show
+
+
+def test_a_killed_job_leaves_no_process_training(tmp_path):
+    """torchrun starts each worker in a session of its own: killing torchrun's process group
+    alone would leave both workers training on (and writing the run) with no one to stop them."""
+    store = RunStore(tmp_path / "runs")
+    job = launch(tiny(epochs=50), store, nproc=2, env=ENV)
+    wait_for(lambda: steps_written(job.run) > 0 or not job.alive, timeout=300)
+    ranks = workers(job.process.pid)
+    assert set(ranks) == {0, 1}
+    job.kill()
+    wait_for(lambda: not any(alive(pid) for pid in ranks.values()), timeout=10)
+    assert job.settle() == "failed"  # torchrun gone before the run ended, and it says so
 
 
 @pytest.mark.parametrize("nproc", [0, 1])

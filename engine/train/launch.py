@@ -10,7 +10,7 @@ directory (it names a process that failed and why).
 Stopping is clean: :meth:`Launch.stop` writes the run's stop file; rank 0 sees it before the
 next step, every process stops there, rank 0 writes the final checkpoint and ``stopped``, and
 torchrun exits. Only if that does not happen in time is torchrun sent SIGTERM (the run ends
-``interrupted``, resumable), then SIGKILL.
+``interrupted``, resumable), then SIGKILL, torchrun and each of its workers.
 """
 
 from __future__ import annotations
@@ -85,10 +85,15 @@ class Launch:
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.process.wait()
+                self.kill()
         self.settle()
         return clean
+
+    def kill(self) -> None:
+        """SIGKILL torchrun and every process it started, at once: nothing of the job goes on
+        training (the run reads ``interrupted``, or ``failed`` once settled)."""
+        self._signal(signal.SIGKILL)
+        self.process.wait()
 
     def wait(self, timeout: float | None = None) -> int:
         """torchrun's exit status, waiting up to ``timeout`` s."""
@@ -97,10 +102,28 @@ class Launch:
         return code
 
     def _signal(self, sig: int) -> None:
+        """``sig`` to torchrun's process group and to each worker's: torchrun starts every
+        worker in a session of its own, so a worker outlives a SIGKILL of torchrun's group
+        alone (SIGTERM torchrun passes on itself)."""
+        for group in (self.process.pid, *children(self.process.pid)):
+            try:
+                os.killpg(group, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from ``/proc``; none where there is no such
+    folder)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
-            os.killpg(self.process.pid, sig)  # torchrun and its workers: its own session
-        except ProcessLookupError:
-            pass
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            found.append(int(entry.name))
+    return found
 
 
 def launch(
