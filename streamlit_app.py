@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from app import heap, participants, stale_widgets
+from app import heap, participants, run_info, stale_widgets
 from app.state import map_cache
 
 st.set_page_config(page_title="SSL Studio", page_icon=":material/hub:", layout="wide")
 heap.freeze_imports()  # once per process: full collections skip what lives as long as it
 map_cache()  # once per process: starts compiling UMAP in the background
+run_info.forget_drawn_statuses()  # each full run: the statuses it draws are read anew
 stale_widgets.forget()  # each full run: what Streamlit keeps of widgets this page no longer draws
 # A widget drawn with a new key (a run picker whose list changed, a button after its press) takes
 # the old one's place, but the browser retains the old one beside it until a run completes; after

@@ -13,7 +13,7 @@ import streamlit as st
 from app import charts, images
 from app.controls import queue_text
 from app.feed import Feed, feed
-from app.run_info import ACTIVE, list_outdated, run_status
+from app.run_info import ACTIVE, drawn_status, list_outdated, run_status
 from app.state import run_dir
 from engine.train.events import HELD, StepEvent
 
@@ -47,12 +47,15 @@ SCALAR_NAMES = {
 def show(run_id: str, key: str = "live") -> None:
     """Draw the run's live panel; it refreshes itself every second while the run is going
     (every 5 s while it is queued) and reruns the whole page once when the run's status
-    changes (so buttons follow), or when runs were made or deleted since the run picker was
-    drawn (so it lists them; at most every ``LIST_REFRESH_S``)."""
+    differs from the one the page drew (so the picker's label and the buttons follow), or
+    when runs were made or deleted since the run picker was drawn (so it lists them; at most
+    every ``LIST_REFRESH_S``)."""
     status = run_status(run_id)
-    st.session_state[f"{key}_status"] = (run_id, status)  # one key a panel, not one a run
+    drawn = drawn_status(run_id) or status  # what the page above shows, read before now
+    st.session_state[f"{key}_status"] = (run_id, drawn)  # one key a panel, not one a run
     every = QUEUED_POLL_SECONDS if status == "queued" else POLL_SECONDS
-    st.fragment(_panel, run_every=every if status in ACTIVE else None)(run_id, key)
+    polls = status in ACTIVE or drawn in ACTIVE  # a run that ended while the page was drawn
+    st.fragment(_panel, run_every=every if polls else None)(run_id, key)
 
 
 def _panel(run_id: str, key: str) -> None:
@@ -112,19 +115,22 @@ def _status_line(f: Feed, run_id: str, status: str, summary: dict[str, Any]) -> 
     elif finished and status not in ACTIVE:
         st.success(f"{status.capitalize()}: {finished.get('reason', '')}")
     if start is not None:
-        st.caption(" · ".join(_setup_words(start)))
+        st.caption(" · ".join(_setup_words(start, summary.get("processes", 1))))
 
 
-def _setup_words(start: dict[str, Any]) -> list[str]:
-    """What the run's start event says of its data and network; what it leaves out (a run
-    tracked from someone's own loop) is left out here too."""
+def _setup_words(start: dict[str, Any], processes: int = 1) -> list[str]:
+    """What the run's start event says of its data and network, and how many processes train
+    it (torchrun); what it leaves out (a run tracked from someone's own loop) is left out here
+    too."""
     ds = start.get("dataset") or {}
     words = [f"{ds['name']}: {ds['train']} train / {ds['test']} test images at "
              f"{ds['image_size']} px"] if {"name", "train", "test", "image_size"} <= set(ds) else []
     if start.get("device"):
         words.append(f"device {start['device']}")
+    if processes > 1:
+        words.append(f"{processes} processes")
     if start.get("batch_size"):
-        words.append(f"batch {start['batch_size']}")
+        words.append(f"{'global ' if processes > 1 else ''}batch {start['batch_size']}")
     if start.get("parameters"):
         words.append(f"{start['parameters'] / 1e6:.2f} M parameters")
     return words

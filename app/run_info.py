@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app.state import registry
 from engine.train.store import RunDir
@@ -38,13 +39,34 @@ def list_outdated() -> bool:
     return time.time() - when >= LIST_REFRESH_S and registry().store.stamp() != stamp
 
 
+#: each run's status as this full run of the page first read it (and so drew it)
+DRAWN = "_statuses_drawn"
+
+
+def forget_drawn_statuses() -> None:
+    """At the start of each full run of a page: what the last run drew is redrawn now."""
+    st.session_state[DRAWN] = {}
+
+
 def run_status(run_id: str) -> str:
     """The registry's status: live runs from their runner or the queue, others from the run
-    directory (which tells the truth: a run whose process died reads ``interrupted``)."""
+    directory (which tells the truth: a run whose process died reads ``interrupted``). The
+    first answer for each run in a run of the page is kept (:func:`drawn_status`)."""
     try:
-        return registry().status(run_id)
+        status = registry().status(run_id)
     except (FileNotFoundError, ValueError):
-        return "deleted"
+        status = "deleted"
+    if get_script_run_ctx() is not None:
+        st.session_state.setdefault(DRAWN, {}).setdefault(run_id, status)
+    return status
+
+
+def drawn_status(run_id: str) -> str | None:
+    """The status this run of the page first read for ``run_id`` (None: not read yet). A page
+    takes seconds to draw on a busy server and a run may change status meanwhile: what was
+    drawn first (the picker's label, the buttons) shows this one, so the live panel compares
+    the status it polls with this one to know when to redraw the page."""
+    return st.session_state.get(DRAWN, {}).get(run_id)
 
 
 def owner(run: RunDir) -> str:

@@ -335,3 +335,31 @@ def test_runs_page_shows_owners_and_my_runs(two_runs, monkeypatch):
     at.segmented_control(key="runs_scope_switch").set_value("My runs").run()
     no_exception(at)
     assert "You have no runs yet" in texts(at)
+
+
+def test_the_live_panel_redraws_the_page_when_the_run_changed_while_it_was_drawn(
+        runs_dir, monkeypatch):
+    """A run that starts (or ends) while the Train page is being drawn: the live panel must
+    compare what it polls with the status the picker drew, not with the newer one it read
+    itself, or it never sees a change and the label (and the buttons) stay wrong for the rest
+    of the run."""
+    from app import run_info
+    from engine.train.store import RunDir
+
+    run = RunStore(runs_dir).create(RunConfig(), owner="tester", status="loading")
+    started = []  # the run starts right after the picker has read its label
+    monkeypatch.setattr(RunDir, "status", lambda self: "running" if started else "loading")
+    labels = run_info.labels
+
+    def labels_then_start(runs):  # noqa: ANN001, ANN202
+        drawn = labels(runs)
+        started.append(True)
+        return drawn
+
+    monkeypatch.setattr(run_info, "labels", labels_then_start)
+    at = app({"run": run.id}).run()
+    no_exception(at)
+    # the panel saw "running" where the picker had drawn "loading" and redrew the page
+    shown = picker(at, "Run")
+    assert shown.value == run.id and shown.options[0].endswith("· running"), shown.options
+    assert at.session_state["live_status"] == (run.id, "running")
