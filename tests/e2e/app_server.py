@@ -12,8 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[2]
 START_S = 60
@@ -147,3 +148,17 @@ class AppServer:
             seen.append(self.threads())
             time.sleep(0.5)
         return min(seen)
+
+
+@contextlib.contextmanager
+def serving(tmp_path_factory: Any, runs: Path | None = None,
+            env: dict[str, str] | None = None) -> Iterator[AppServer]:
+    """A browser test module's server: on ``runs`` (default: a new folder) with ``env`` added,
+    started for the ``with`` block and stopped after it."""
+    server = AppServer(runs or tmp_path_factory.mktemp("runs"),
+                       tmp_path_factory.mktemp("server") / "streamlit.log", env=env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 from engine.config import RunConfig
 from engine.train.store import RunStore
 from tests.e2e import ui
-from tests.e2e.app_server import AppServer
+from tests.e2e.app_server import AppServer, serving
 
 TOKEN = "e2e-instructor"
 START_S = 90  # a shared 2-core machine may take long to load data and evaluate at step 0
@@ -32,13 +32,9 @@ def serve(tmp_path_factory, env: dict[str, str] | None = None) -> Iterator[AppSe
     """The room's server on a runs folder of its own, with ``env`` added."""
     runs = tmp_path_factory.mktemp("runs")
     write_earlier_runs(runs)
-    server = AppServer(runs, tmp_path_factory.mktemp("server") / "streamlit.log",
-                       env={"SSL_STUDIO_INSTRUCTOR_TOKEN": TOKEN, **(env or {})})
-    server.start()
-    try:
+    with serving(tmp_path_factory, runs, {"SSL_STUDIO_INSTRUCTOR_TOKEN": TOKEN, **(env or {})}
+                 ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # -- what is on disk -------------------------------------------------------------------------

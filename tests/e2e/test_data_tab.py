@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.app_server import AppServer
+from tests.e2e.app_server import AppServer, serving
 from tests.e2e.room import main, sidebar
 from tests.fixtures import data_files as fx
 
@@ -23,14 +23,8 @@ N_TRAIN, N_TEST = 20, 8
 def app(tmp_path_factory) -> Iterator[AppServer]:
     data = tmp_path_factory.mktemp("data")
     fx.write_mnist_raw(data / "mnist", n_train=N_TRAIN, n_test=N_TEST)
-    server = AppServer(tmp_path_factory.mktemp("runs"),
-                       tmp_path_factory.mktemp("server") / "streamlit.log",
-                       env={"SSL_STUDIO_DATA": str(data)})
-    server.start()
-    try:
+    with serving(tmp_path_factory, env={"SSL_STUDIO_DATA": str(data)}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def open_data_tab(page) -> None:  # noqa: ANN001

@@ -14,7 +14,7 @@ import pytest
 from engine.train.launch import Launch, launch
 from engine.train.store import RunStore
 from tests.e2e import ui
-from tests.e2e.app_server import AppServer
+from tests.e2e.app_server import AppServer, serving
 from tests.e2e.room import main, summary
 from tests.test_distributed_run import ENV, tiny, workers
 
@@ -25,13 +25,8 @@ START_S = 120  # torchrun's start, two processes loading the data, on a shared 2
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory) -> Iterator[AppServer]:
-    server = AppServer(tmp_path_factory.mktemp("runs"),
-                       tmp_path_factory.mktemp("server") / "streamlit.log")
-    server.start()
-    try:
+    with serving(tmp_path_factory) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

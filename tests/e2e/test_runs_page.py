@@ -19,7 +19,7 @@ from engine.config import RunConfig
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
 from tests.e2e import ui
-from tests.e2e.app_server import AppServer
+from tests.e2e.app_server import AppServer, serving
 from tests.fixtures.tiny_runs import TINY
 
 pytestmark = pytest.mark.e2e
@@ -54,12 +54,8 @@ def app(tmp_path_factory) -> Iterator[tuple[AppServer, dict[str, str]]]:
         run, last = run_foreground(cfg, store, owner=WHO)
         assert last["type"] == "finished", last.get("error")
         ids[name] = run.id
-    server = AppServer(root, tmp_path_factory.mktemp("server") / "streamlit.log")
-    server.start()
-    try:
+    with serving(tmp_path_factory, root) as server:
         yield server, ids
-    finally:
-        server.stop()
 
 
 # -- the Runs page ---------------------------------------------------------------------------

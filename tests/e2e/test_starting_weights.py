@@ -16,7 +16,7 @@ from engine.models import build_backbone
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
 from tests.e2e import ui
-from tests.e2e.app_server import AppServer
+from tests.e2e.app_server import AppServer, serving
 from tests.e2e.test_workflow_controls import open_expander, sidebar
 from tests.fixtures.tiny_runs import TINY
 
@@ -36,12 +36,8 @@ def app(tmp_path_factory) -> Iterator[tuple[AppServer, str, Path]]:
     weights = tmp_path_factory.mktemp("weights") / "small_cnn.pth"
     # the Train page's backbone (small_cnn at its default width), saved as a user's own file
     torch.save(build_backbone("small_cnn", 3, 32).state_dict(), weights)
-    server = AppServer(root, tmp_path_factory.mktemp("server") / "streamlit.log")
-    server.start()
-    try:
+    with serving(tmp_path_factory, root) as server:
         yield server, parent.id, weights
-    finally:
-        server.stop()
 
 
 def _choose_method(page, name: str) -> None:  # noqa: ANN001

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import ui
-from tests.e2e.app_server import AppServer
+from tests.e2e.app_server import AppServer, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -27,14 +27,8 @@ START_S = 60  # a shared 2-core machine may take long to load data and evaluate 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory) -> Iterator[AppServer]:
-    server = AppServer(tmp_path_factory.mktemp("runs"),
-                       tmp_path_factory.mktemp("server") / "streamlit.log",
-                       env={"SSL_STUDIO_MAX_RUNS_CPU": "1"})
-    server.start()
-    try:
+    with serving(tmp_path_factory, env={"SSL_STUDIO_MAX_RUNS_CPU": "1"}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def disk_status(app: AppServer, run_id: str) -> str:

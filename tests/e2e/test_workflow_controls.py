@@ -11,20 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e import ui
-from tests.e2e.app_server import AppServer
+from tests.e2e.app_server import AppServer, serving
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory) -> Iterator[AppServer]:
-    server = AppServer(tmp_path_factory.mktemp("runs"),
-                       tmp_path_factory.mktemp("server") / "streamlit.log")
-    server.start()
-    try:
+    with serving(tmp_path_factory) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def sidebar(page):  # noqa: ANN001, ANN201
