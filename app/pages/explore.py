@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import charts, mapview, participants, selection_export, studio
 from app.hover import hover_thumbnails
-from app.run_info import ACTIVE, pick_run, run_status
+from app.run_info import ACTIVE, drawn_status, pick_run, run_status
 from app.state import registry, run_dir, select_run, selected_run, set_later
 
 MAX_SELECTED_SHOWN = 40
@@ -148,8 +148,8 @@ def main() -> None:
     if snap.data_error:
         st.warning(f"The images of this run cannot be shown: {snap.data_error}")
     kind, colouring, feature, k = controls(snap)
-    if run_status(run_id) in ACTIVE:
-        follow(run_id, step)
+    if run_status(run_id) in ACTIVE or drawn_status(run_id) in ACTIVE:
+        follow(run_id, step)  # also for a run that ended since its picker label was drawn
     if kind == "umap":
         mapview.wait_for_umap([(snap, feature)])
         error = mapview.umap_error(snap, feature)

@@ -64,9 +64,10 @@ def describe(lesson: Lesson, reveal: bool) -> None:
         st.markdown("\n".join(f"- {c.describe()}" for c in lesson.checks) or "–")
 
 
-def controls(lesson: Lesson, runner: LessonRunner | None) -> None:
+def controls(lesson: Lesson, runner: LessonRunner | None, alive: bool) -> None:
+    """Stop while the lesson is going (``alive``, as the page read it once), else Run."""
     cols = st.columns([1, 1, 3])
-    if runner is not None and runner.alive:
+    if runner is not None and alive:
         if cols[0].button("Stop", icon=":material/stop:", key="lesson_stop", width="stretch"):
             with st.spinner("Stopping…"):
                 runner.stop(timeout=20)
@@ -151,13 +152,17 @@ def main() -> None:
     describe(lesson, reveal)
     lesson_predict.ask(lesson)
     runner = runner_of(lesson.name)
-    controls(lesson, runner)
+    # read once: the buttons and the poller's idea of what the page shows must agree, or a
+    # lesson ending in between leaves Stop on screen with no poll to redraw it
+    alive = runner is not None and runner.alive
+    st.session_state[f"lesson_alive_{lesson.name}"] = alive
+    controls(lesson, runner, alive)
     if runner is None:
         st.info("Press **Run this lesson** to train its runs one after another and watch them "
                 "side by side.")
         lesson_predict.room(lesson)
         return
-    st.fragment(runs_side_by_side, run_every=POLL_SECONDS if runner.alive else None)(
+    st.fragment(runs_side_by_side, run_every=POLL_SECONDS if alive else None)(
         lesson.name)
     if not reveal:
         st.info("Record your prediction above to see the outcomes and what they mean.")
