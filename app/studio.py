@@ -23,6 +23,7 @@ from engine.eval.view_cloud import ViewCloud, view_cloud
 NONE = "(none)"
 IMPORTED = "the imported preset"
 LEVELS = ("run", "weaker", "stronger")
+PENDING = ("queued", "computing")  # a profile job that has not ended
 PICK_POLL_S = 2.0  # how often the view cloud looks for an image picked on the map
 
 
@@ -62,22 +63,23 @@ def _bank(run_id: str, step: int, mtime: int) -> np.ndarray:
 
 
 # -- the invariance profile ----------------------------------------------------------------------
-def _profile_or_button(run_id: str, key: str) -> dict[str, Any] | None:
+def _profile_or_button(run_id: str, key: str) -> dict[str, Any] | str:
     """The run's cached profile, or a button that computes it (and a progress line while it
-    computes)."""
+    computes). Without a profile, returns the job's state as drawn (``queued``, ``computing``,
+    ``failed``, ``idle``), or ``none`` without a checkpoint."""
     run = registry().run(run_id)
     if run.checkpoint_path() is None:
         st.caption(f"{label(run, False)}: no checkpoint yet, so no profile.")
-        return None
+        return "none"
     jobs = profile_jobs()
     done = jobs.cached(run)
     if done is not None:
         return done
     state = jobs.status(run_id)
-    if state in ("queued", "computing"):
+    if state in PENDING:
         st.progress(jobs.progress(run_id), text=f"Computing the profile of "
                     f"{label(run, False)} in the background ({state})…")
-        return None
+        return state
     if state == "failed":
         st.warning(f"The profile failed: {jobs.error(run_id)}")
     if st.button("Compute the invariance profile", key=key, icon=":material/insights:",
@@ -85,7 +87,7 @@ def _profile_or_button(run_id: str, key: str) -> dict[str, Any] | None:
                  "stronger, on test images: cosine in h and kNN. Runs in the background."):
         jobs.request(run)
         st.rerun()
-    return None
+    return state
 
 
 def profile_section(run_id: str) -> None:
@@ -98,14 +100,16 @@ def profile_section(run_id: str) -> None:
     metric = cols[1].radio("Measure", list(studio_charts.METRICS), key="studio_metric",
                            format_func={"cosine": "cosine", "knn": "kNN"}.get)
     level = cols[2].radio("Strength", LEVELS, key="studio_level")
-    profiles = {}
+    profiles, drew_progress = {}, False
     for rid, key in ((run_id, "studio_profile_a"), (other, "studio_profile_b")):
         if rid == NONE:
             continue
         profile = _profile_or_button(rid, key)
-        if profile is not None:
+        if isinstance(profile, dict):
             profiles[f"{label(run_dir(rid), False)} (step {profile['step']})"] = profile
-    if profile_jobs().busy():
+        drew_progress |= profile in PENDING
+    # also when the job ended since its progress line was drawn: the page must not keep it
+    if drew_progress or profile_jobs().busy():
         def poll() -> None:
             if not profile_jobs().busy():
                 st.rerun(scope="app")

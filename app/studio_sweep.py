@@ -105,14 +105,17 @@ def sweep_section(run_id: str) -> None:
     sweep = Sweep.load(registry().store.root, chosen)
     _keep_feeding(sweep)
 
+    polls = not sweep.done(registry().store)
+
     def live() -> None:
         # read again each time: the feeder writes the cells' run ids as it submits them
         now = Sweep.load(registry().store.root, chosen)
         if now.done(registry().store, _table(now)):
+            if polls:  # redraw the page once, so that it stops polling
+                st.rerun(scope="app")
             st.caption("All runs of this sweep have ended.")
 
-    every = None if sweep.done(registry().store) else 3.0
-    st.fragment(live, run_every=every)()
+    st.fragment(live, run_every=3.0 if polls else None)()
 
 
 # -- export ----------------------------------------------------------------------------------

@@ -106,3 +106,27 @@ def test_sweep_table_links_its_runs_and_export_shows_code(trained, monkeypatch) 
     at.radio(key="studio_export_show").set_value("torchvision").run()
     code = "\n".join(c.value for c in at.code)
     assert "v2.Compose" in code and "v2.RandomResizedCrop" in code
+
+
+def test_a_profile_that_ends_while_its_progress_line_is_drawn_does_not_leave_it_there(
+        trained, monkeypatch) -> None:  # noqa: ANN001
+    """The profile job ends between the page drawing its progress line and deciding whether to
+    poll: the page must poll anyway (and redraw), not keep 'Computing…' on screen for good."""
+    from engine.eval.profile_jobs import ProfileJobs
+
+    root, run = trained
+    at = explore(monkeypatch, root, run.id)
+    drawn = []  # the first look says computing; by the time the page asks again it has ended
+
+    def status(self, run_id: str) -> str:  # noqa: ANN001
+        drawn.append(run_id)
+        return "computing" if len(drawn) == 1 else "idle"
+
+    monkeypatch.setattr(ProfileJobs, "status", status)
+    monkeypatch.setattr(ProfileJobs, "busy", lambda self: False)
+    monkeypatch.setattr(ProfileJobs, "cached", lambda self, run: None)
+    at.run()
+    no_exception(at)
+    assert len(drawn) >= 2, "the page was not redrawn after the job ended"
+    assert not at.get("progress"), "the progress line of an ended job is still on screen"
+    assert [b for b in at.button if b.key == "studio_profile_a"]
