@@ -17,7 +17,7 @@ import streamlit as st
 
 from engine.config import DataConfig
 from engine.data import Dataset, load_dataset
-from engine.eval.maps import MapCache
+from engine.eval.maps import MapCache, MapKey
 from engine.train.process import make_process_runner
 from engine.train.registry import RunRegistry
 from engine.train.runner import install_shutdown
@@ -50,11 +50,21 @@ def registry() -> RunRegistry:
     return _registry(runs_root())
 
 
+def _maps_folder(key: MapKey) -> Path | None:
+    """Where the UMAPs of a run's snapshots are kept: ``<run>/maps/`` (None for no such run)."""
+    try:  # not registry(): the map worker's thread asks too
+        run = RunStore(runs_root()).path_of(key.run_id)
+    except ValueError:
+        return None
+    return run / "maps" if (run / "config.json").is_file() else None
+
+
 @st.cache_resource(show_spinner=False)
 def map_cache() -> MapCache:
     """The one map cache of this process; UMAP's compilation starts in the background
-    (``SSL_STUDIO_UMAP_WARMUP=0`` skips that, e.g. in tests that draw only PCA maps)."""
-    cache = MapCache()
+    (``SSL_STUDIO_UMAP_WARMUP=0`` skips that, e.g. in tests that draw only PCA maps). Each
+    UMAP is kept in its run's directory and read back after a restart."""
+    cache = MapCache(folder=_maps_folder)
     if os.environ.get("SSL_STUDIO_UMAP_WARMUP", "1") != "0":
         # pandas is imported here, before the warm-up thread imports it: a page's first chart
         # importing it at the same time got a half-initialised module

@@ -101,3 +101,17 @@ def test_feed_reads_a_runs_log_incrementally_and_waits_for_torn_lines(tmp_path, 
     f.update()
     assert [e["step"] for e in f.events("step")] == [1, 2]
     assert f.last("eval")["knn_top1"] == 0.5
+
+
+def test_the_app_keeps_a_runs_maps_in_its_directory(runs_dir):
+    """UMAPs go to ``<run>/maps/`` of a run that exists, nowhere for anything else (an id
+    that is a path, a run that is gone)."""
+    from app.state import _maps_folder
+    from engine.config import RunConfig
+    from engine.eval.maps import MapKey
+    from engine.train.store import RunStore
+
+    run = RunStore(runs_dir).create(RunConfig(), owner="tester")
+    assert _maps_folder(MapKey(run.id, 3, "h")) == run.path / "maps"
+    assert _maps_folder(MapKey("../" + run.id, 3, "h")) is None
+    assert _maps_folder(MapKey("no-such-run", 3, "h")) is None

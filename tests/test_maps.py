@@ -206,3 +206,49 @@ def test_layout_epochs_keep_a_budget_of_point_epochs():
     assert [layout_epochs(n) for n in (1000, 4000, 5000, 10_000, 20_000, 50_000)] == [
         500, 300, 240, 120, 100, 100]  # 50,000: a subset of MAX_LAYOUT_POINTS is laid out
     assert layout_epochs(10_000, warm=True) == 60
+
+
+def test_a_umap_is_kept_on_disk_and_read_back_by_the_next_process(fake, tmp_path):
+    """A restarted app shows the map it showed before, without computing it again; other
+    features (a snapshot written again after a resume) or other parameters are computed anew."""
+    folder = tmp_path / "run-a" / "maps"
+    first = MapCache(project=fake.project, warm=fake.warm, folder=lambda key: folder)
+    key, f = MapKey("run-a", 5, "h"), feats()
+    fake.release.set()
+    assert first.request(key, f, seed=3) is None
+    shown = first.wait(key, seed=3)
+    assert len(list(folder.glob("umap_step_0000005_h_*.npy"))) == 1
+
+    later = MapCache(project=fake.project, warm=fake.warm, folder=lambda key: folder)
+    again = later.request(key, f, seed=3)  # at once, from the file
+    assert again is not None and np.array_equal(again, shown)
+    assert sum(c[0] == "umap" for c in fake.calls) == 1
+    assert later.status(key, seed=3) == "ready"
+
+    assert later.request(key, f, seed=4) is None  # other parameters: computed
+    later.wait(key, seed=4)
+    resumed = MapCache(project=fake.project, warm=fake.warm, folder=lambda key: folder)
+    assert resumed.request(key, feats(seed=1), seed=3) is None  # other features: computed
+    resumed.wait(key, seed=3)
+    assert sum(c[0] == "umap" for c in fake.calls) == 3
+    assert len(list(folder.glob("umap_step_0000005_h_*.npy"))) == 3
+
+
+def test_a_map_folder_that_cannot_be_written_only_costs_the_recomputation(fake, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    cache = MapCache(project=fake.project, warm=fake.warm, folder=lambda key: blocked / "maps")
+    key = MapKey("run-a", 1, "h")
+    fake.release.set()
+    assert cache.request(key, feats()) is None
+    assert cache.wait(key) is not None  # computed and shown, though not kept
+    assert cache.error(key) is None and cache.request(key, feats()) is not None
+    (bad := tmp_path / "maps").mkdir()
+    cache = MapCache(project=fake.project, warm=fake.warm, folder=lambda key: bad)
+    cache.request(key, feats())
+    cache.wait(key)
+    for f in bad.glob("*.npy"):  # a damaged file is computed again, not shown
+        f.write_bytes(b"garbage")
+    cache = MapCache(project=fake.project, warm=fake.warm, folder=lambda key: bad)
+    assert cache.request(key, feats()) is None
+    assert cache.wait(key) is not None

@@ -21,16 +21,27 @@ snapshot to the next; above ``MAX_LAYOUT_POINTS`` points UMAP lays out a random 
 places the others by their neighbours (:func:`engine.eval.projection.place_by_neighbours`).
 A warm-started map depends on which maps were computed before it; each is a UMAP of its own
 snapshot.
+
+With ``folder`` (the app: the run's ``maps/`` directory), every UMAP is also written to disk,
+named by a digest of its features and parameters, and read back instead of computed again: a
+restarted app shows the map it showed before, at once (BENCHMARKS.md, "UMAP maps on disk").
+A folder that cannot be written (a read-only share, a full disk) only costs the recomputation.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 KINDS = ("pca", "umap")
 #: points x layout epochs of a UMAP from scratch: 120 epochs at 10,000 points (about 2.5 s on
@@ -80,6 +91,7 @@ class MapCache:
     ``max_entries`` bounds the memory: the least recently used maps are dropped first.
     ``max_pending`` bounds the queue (each request holds a copy of its features): past it the
     oldest request is dropped, a page nobody looks at any more; asking again queues it again.
+    ``folder(key)``: the directory where the UMAPs of ``key`` are kept on disk, or None.
     """
 
     def __init__(
@@ -88,8 +100,10 @@ class MapCache:
         max_pending: int = 8,
         project: Callable[[str, np.ndarray, dict[str, Any]], np.ndarray] | None = None,
         warm: Callable[[], None] | None = None,
+        folder: Callable[[Hashable], Path | None] | None = None,
     ) -> None:
         self.max_entries = max_entries
+        self._folder = folder
         self.max_pending = max_pending
         self._project = project or _project
         self._warm = warm or _warm_up
@@ -137,7 +151,18 @@ class MapCache:
                 return self._done[slot]
             if slot in self._errors or slot == self._running:
                 return None
-            self._queue[slot] = (kind, np.array(feats, dtype=np.float32, copy=True), dict(params))
+            if slot in self._queue:
+                self._queue.move_to_end(slot)  # newest first
+                return None
+        feats = np.array(feats, dtype=np.float32, copy=True)
+        saved = self._read(slot, feats)  # kept on disk by an earlier process
+        with self._lock:
+            if saved is not None:
+                self._store(slot, saved)
+                return saved
+            if slot == self._running or slot in self._done:
+                return self._done.get(slot)
+            self._queue[slot] = (kind, feats, dict(params))
             self._queue.move_to_end(slot)  # newest first
             while len(self._queue) > self.max_pending:
                 self._queue.popitem(last=False)
@@ -264,6 +289,8 @@ class MapCache:
                 coords, error = self._project(kind, feats, params), None
             except Exception as exc:  # noqa: BLE001 — reported through error()
                 coords, error = None, str(exc) or type(exc).__name__
+            if error is None:
+                self._write(slot, feats, coords)
             with self._wake:
                 if error is None:
                     self._store(slot, coords)
@@ -271,6 +298,46 @@ class MapCache:
                     self._errors[slot] = error
                 self._running = None
                 self._wake.notify_all()
+
+    # -- on disk ------------------------------------------------------------------------------
+    def _file(self, slot: tuple, feats: np.ndarray) -> Path | None:
+        """Where the map of ``slot`` over ``feats`` is kept: a file per snapshot step and
+        feature, named by a digest of the features and the parameters (a snapshot written
+        again after a resume, or other parameters, name another file)."""
+        key, kind, settings = slot
+        folder = self._folder(key) if self._folder is not None else None
+        if folder is None or not isinstance(key, MapKey):
+            return None
+        digest = hashlib.blake2b(repr(settings).encode(), digest_size=8)
+        digest.update(np.ascontiguousarray(feats).data)
+        return Path(folder) / f"{kind}_step_{key.step:07d}_{key.feature}_{digest.hexdigest()}.npy"
+
+    def _read(self, slot: tuple, feats: np.ndarray) -> np.ndarray | None:
+        path = self._file(slot, feats)
+        if path is None or not path.is_file():
+            return None
+        try:
+            coords = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.warning("map %s unreadable, computed again: %s", path, exc)
+            return None
+        return coords if coords.shape == (len(feats), 2) else None
+
+    def _write(self, slot: tuple, feats: np.ndarray, coords: np.ndarray) -> None:
+        try:
+            path = self._file(slot, feats)
+            if path is None:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = path.with_name(f".{path.name}.{os.getpid()}.part")
+            try:
+                with open(part, "wb") as f:
+                    np.save(f, np.asarray(coords, dtype=np.float32))
+                os.replace(part, path)
+            finally:
+                part.unlink(missing_ok=True)
+        except OSError as exc:  # read-only or full: the map is still shown, only not kept
+            log.warning("map not kept on disk: %s", exc)
 
 
 def _run_of(key: Hashable) -> Any:

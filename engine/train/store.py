@@ -8,6 +8,7 @@
                             error, resumable
         checkpoints/last.pt everything to continue the run (``engine.train.checkpoint``)
         snapshots/step_000123.npz  embeddings h (and z) of a fixed set of test images
+        maps/umap_step_…npy the app's UMAPs of the snapshots (``engine.eval.maps``)
 
 A run directory tells the truth: :meth:`RunDir.status` reads a live status whose process is
 gone (dead pid on this host, or a heartbeat older than :data:`STALE_SECONDS`) as
