@@ -117,12 +117,16 @@ def test_truncate_metrics_cuts_back_to_a_step(tmp_path):
         run.append_metric(event)
     for step in (0, 5, 9):
         run.save_snapshot(step, {"h": np.zeros((2, 2), np.float32)})
+        (run.path / "maps").mkdir(exist_ok=True)
+        (run.path / "maps" / f"umap_step_{step:07d}_h_0123abcd.npy").write_bytes(b"")
     with open(run.path / "metrics.jsonl", "a") as f:
         f.write('{"type": "st')
     run.truncate_metrics(5)
     assert [(e["type"], e.get("step")) for e in run.metrics()] == [
         ("status", None), ("start", None), ("step", 1), ("eval", 0), ("step", 5), ("eval", 5)]
     assert run.snapshots() == [0, 5]
+    assert sorted(f.name[:17] for f in (run.path / "maps").iterdir()) == [
+        "umap_step_0000000", "umap_step_0000005"]
 
 
 def test_event_log_readers_have_independent_cursors():

@@ -182,7 +182,8 @@ class RunDir:
     def truncate_metrics(self, step: int) -> None:
         """Cut metrics.jsonl back to what a checkpoint at ``step`` had seen: every event up to
         the first one past ``step``; ``finished`` and ``failed`` events and torn lines go too.
-        Snapshots past ``step`` are deleted. Atomic: a crash leaves the old or the new file."""
+        Snapshots past ``step`` are deleted, and their maps. Atomic: a crash leaves the old or
+        the new file."""
         kept = []
         for event in self.metrics():
             if isinstance(event.get("step"), int | float) and event["step"] > step:
@@ -193,6 +194,10 @@ class RunDir:
         for s in self.snapshots():
             if s > step:
                 (self.path / "snapshots" / f"step_{s:07d}.npz").unlink(missing_ok=True)
+        for path in (self.path / "maps").glob("*_step_*"):  # umap_step_0000123_h_<digest>.npy
+            of = re.search(r"_step_(\d+)_", path.name)
+            if of and int(of.group(1)) > step:
+                path.unlink(missing_ok=True)
 
     def save_snapshot(self, step: int, arrays: dict[str, np.ndarray]) -> Path:
         path = self.path / "snapshots" / f"step_{step:07d}.npz"
