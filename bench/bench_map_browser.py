@@ -14,7 +14,11 @@ warmed up at start:
 - ``click_to_neighbours_s``: a click on a point to the query image and its 10 nearest
   neighbours (searched with faiss in the full embedding space) shown, every image loaded
   and nothing on the page stale; the median of ``--clicks`` clicks on points spread over
-  the map.
+  the map;
+- ``after_restart_to_umap_s``: the app stopped and started again, opening Explore on the run
+  to its UMAP drawn (read back from the run's ``maps/`` folder, where the first app kept it).
+
+The runs' ``maps/`` folders are emptied first, so that the first app computes every map.
 
 "Drawn" means the chart's caption names the map and Plotly has drawn it. Prints one JSON line
 per run; screenshots of each map go to ``test-artifacts/``.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -158,22 +163,35 @@ def main() -> None:
         sys.exit(f"no run with a map in {args.runs_dir}: run bench_map_scale.py prepare")
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp:
-        app = AppServer(args.runs_dir, Path(tmp) / "streamlit.log",
-                        env={"SSL_STUDIO_UMAP_WARMUP": "1"}).start()
-        try:
-            with sync_playwright() as pw:
-                browser = ui.launch(pw)
+    store = RunStore(args.runs_dir)
+    for run_id, _, _ in runs:
+        shutil.rmtree(store.path_of(run_id) / "maps", ignore_errors=True)
+    runs.sort(key=lambda r: r[1])
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        browser = ui.launch(pw)
+        for restarted in (False, True):
+            app = AppServer(args.runs_dir, Path(tmp) / f"streamlit-{restarted}.log",
+                            env={"SSL_STUDIO_UMAP_WARMUP": "1"}).start()
+            try:
                 page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
                 page.set_default_timeout(TIMEOUT_MS)
                 ui.open_as(page, app.url, "bench")
-                page.wait_for_timeout(20_000)  # the app's UMAP warm-up (8.5 s in BENCHMARKS)
-                for run_id, points, steps in sorted(runs, key=lambda r: r[1]):
-                    emit(bench="map_browser", **one_run(page, app.url, run_id, points, steps,
-                                                        args.clicks))
-                browser.close()
-        finally:
-            app.stop()
+                if not restarted:
+                    page.wait_for_timeout(20_000)  # the app's UMAP warm-up (BENCHMARKS.md)
+                for run_id, points, steps in runs:
+                    if restarted:
+                        t = time.perf_counter()
+                        page.goto(f"{app.url}/explore?who=bench&run={run_id}")
+                        emit(bench="map_browser", run=run_id, points=points,
+                             after_restart_to_umap_s=round(
+                                 timed_map(page, "UMAP of", steps[-1], t), 3))
+                    else:
+                        emit(bench="map_browser", **one_run(page, app.url, run_id, points,
+                                                            steps, args.clicks))
+                page.context.close()
+            finally:
+                app.stop()
+        browser.close()
 
 
 if __name__ == "__main__":
