@@ -31,8 +31,8 @@ A folder that cannot be written (a read-only share, a full disk) only costs the 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -324,18 +324,15 @@ class MapCache:
         return coords if coords.shape == (len(feats), 2) else None
 
     def _write(self, slot: tuple, feats: np.ndarray, coords: np.ndarray) -> None:
+        from engine.train.store import atomic_write_bytes
+
+        path = self._file(slot, feats)
+        if path is None:
+            return
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(coords, dtype=np.float32))
         try:
-            path = self._file(slot, feats)
-            if path is None:
-                return
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part = path.with_name(f".{path.name}.{os.getpid()}.part")
-            try:
-                with open(part, "wb") as f:
-                    np.save(f, np.asarray(coords, dtype=np.float32))
-                os.replace(part, path)
-            finally:
-                part.unlink(missing_ok=True)
+            atomic_write_bytes(path, buf.getvalue())
         except OSError as exc:  # read-only or full: the map is still shown, only not kept
             log.warning("map not kept on disk: %s", exc)
 
