@@ -129,21 +129,30 @@ def test_mae_on_the_small_vit_learns_shapes(tmp_path: Path) -> None:
 
 
 SUPERVISED_BUDGET = 60.0
-#: Supervised runs: shape kNN of at least 0.9 within 60 s, each with its own recipe (SupCon's
-#: brings a larger learning rate for its half as many steps).
-SUPERVISED_RUNS: dict[str, dict] = {
-    "cross_entropy": {},
-    "supcon": {},
+#: Supervised runs: shape kNN of at least 0.9 after a fixed number of steps, each with its own
+#: recipe (SupCon's brings a larger learning rate for its half as many steps). Counted in steps,
+#: with a wall ceiling well above, so that a slower hour of the machine cannot fail them (bounded
+#: by 60 s instead, SupCon reached 0.931 after 259 steps on an idle machine and 0.893 after 221 on
+#: a busy one). On an idle 2-core CPU: SupCon 0.936 after 300 steps (59 s), cross-entropy 0.992
+#: after 500 (47 s); at 250 steps each, 0.910 and 0.903.
+SUPERVISED_STEPS: dict[str, int] = {
+    "cross_entropy": 500,
+    "supcon": 300,
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(SUPERVISED_RUNS))
-def test_supervised_method_reaches_0_9_shape_knn_in_60_s(tmp_path: Path, name: str) -> None:
-    overrides = {"method.name": name, "train.max_seconds": SUPERVISED_BUDGET,
-                 **SUPERVISED_RUNS[name]}
+@pytest.mark.parametrize("name", sorted(SUPERVISED_STEPS))
+def test_supervised_method_reaches_0_9_shape_knn_in_a_minute_of_steps(
+    tmp_path: Path, name: str
+) -> None:
+    steps = SUPERVISED_STEPS[name]
+    steps_per_epoch = 10_000 // 128  # shapes: 10,000 train images, batch 128, last one dropped
+    overrides = {"method.name": name, "train.epochs": steps / steps_per_epoch,
+                 "train.max_seconds": 5 * SUPERVISED_BUDGET}
     _, _, done = train(tmp_path, overrides)
-    assert done["knn_top1"] >= 0.9, (name, done["knn_top1"], done["steps"])
+    assert done["steps"] == steps, (name, done["steps"])
+    assert done["knn_top1"] >= 0.9, (name, done["knn_top1"], steps)
 
 
 @pytest.mark.slow
