@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from engine.eval.retrieval import NeighbourIndex
-from engine.eval.vectors import as_matrix, faiss_module
+from engine.eval.vectors import as_matrix, faiss_threads
 
 
 def map_neighbours(coords: Any, k: int) -> np.ndarray:
@@ -28,10 +28,10 @@ def map_neighbours(coords: Any, k: int) -> np.ndarray:
     xy = np.ascontiguousarray(as_matrix(coords, "coords"), dtype=np.float32)
     n = xy.shape[0]
     k = min(int(k), n - 1)
-    faiss = faiss_module(n)
-    index = faiss.IndexFlatL2(xy.shape[1])
-    index.add(xy)
-    _, idx = index.search(xy, k + 1)  # (N, k + 1), self usually first
+    with faiss_threads(n) as faiss:
+        index = faiss.IndexFlatL2(xy.shape[1])
+        index.add(xy)
+        _, idx = index.search(xy, k + 1)  # (N, k + 1), self usually first
     keep = idx != np.arange(n)[:, None]
     keep[keep.all(axis=1), -1] = False  # self not found (duplicates): drop the last
     return idx[keep].reshape(n, k).astype(np.int64)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.eval.vectors import as_labels, as_matrix, faiss_module, l2_normalise
+from engine.eval.vectors import as_labels, as_matrix, faiss_threads, l2_normalise
 
 
 def _check_k(k: int) -> int:
@@ -29,10 +29,10 @@ class NeighbourIndex:
 
     def __init__(self, feats: Any) -> None:
         x = l2_normalise(as_matrix(feats))  # (N, D)
-        faiss = faiss_module()
         self._vectors = x
-        self._index = faiss.IndexFlatIP(x.shape[1])
-        self._index.add(x)
+        with faiss_threads() as faiss:
+            self._index = faiss.IndexFlatIP(x.shape[1])
+            self._index.add(x)
 
     @property
     def size(self) -> int:
@@ -68,8 +68,8 @@ class NeighbourIndex:
                 )
             return self.neighbours_of(np.arange(self.size), k)
         q = self._prepare(queries)
-        faiss_module(q.shape[0])
-        sims, idx = self._index.search(q, min(k, self.size))
+        with faiss_threads(q.shape[0]):
+            sims, idx = self._index.search(q, min(k, self.size))
         return sims, idx.astype(np.int64, copy=False)
 
     def neighbours_of(self, ids: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +88,8 @@ class NeighbourIndex:
         if k == 0:
             empty = np.zeros((ids.size, 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        faiss_module(ids.size)
-        sims, idx = self._index.search(self._vectors[ids], k + 1)  # (Q, k + 1)
+        with faiss_threads(ids.size):
+            sims, idx = self._index.search(self._vectors[ids], k + 1)  # (Q, k + 1)
         keep = idx != ids[:, None]
         # Rows where self was not found among k + 1 (many exact duplicates): drop the last.
         missing = keep.all(axis=1)

@@ -8,7 +8,9 @@ arrays; :func:`as_matrix` returns exactly that.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -79,8 +81,13 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.maximum(norms, _EPS), dtype=np.float32)
 
 
-def faiss_module(n_queries: int = 0) -> Any:
-    """The faiss module, with the calling thread's OpenMP pool sized for a search.
+@contextlib.contextmanager
+def faiss_threads(n_queries: int = 0) -> Iterator[Any]:
+    """The faiss module, with the calling thread's OpenMP pool sized for a search while the
+    ``with`` block runs, and put back after it: faiss and torch share one OpenMP runtime, so
+    the count set here is also torch's count in this thread (a run's evaluation would otherwise
+    undo the thread count its training chose, ``engine.device.StepThreads``, and a page's search
+    for one query would leave that page's thread to run torch on one thread).
 
     OpenMP thread counts are per calling thread (``omp_set_num_threads`` in the main thread
     does not reach the UI's or the runner's threads), so the count is set on every call; that
@@ -97,5 +104,9 @@ def faiss_module(n_queries: int = 0) -> Any:
     import faiss
 
     cap = int(os.environ.get("SSL_STUDIO_FAISS_THREADS", 0)) or min(os.cpu_count() or 1, 4)
+    before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(max(1, min(cap, 1 if n_queries < 20 else cap)))
-    return faiss
+    try:
+        yield faiss
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -115,6 +115,7 @@ class FinishedEvent(TypedDict, total=False):
     train_seconds: float
     elapsed: float
     device: str
+    threads: int  # CPU intra-op threads the steps ran on (engine.device.StepThreads)
 
 
 class FailedEvent(TypedDict, total=False):

@@ -37,7 +37,13 @@ from engine import distributed
 from engine.augment import Augmenter, resolve_views
 from engine.config import RunConfig, validate
 from engine.data import Dataset, load_dataset
-from engine.device import autocast_dtype, configure_cpu_threads, configure_cuda, pick_device
+from engine.device import (
+    StepThreads,
+    autocast_dtype,
+    configure_cpu_threads,
+    configure_cuda,
+    pick_device,
+)
 from engine.methods import METHODS, Batch, Method, StepOutput, build_method
 from engine.models import build_backbone
 from engine.train import checkpoint as ckpt
@@ -261,6 +267,7 @@ class Trainer:
         last_emit, lr, progress = 0.0, 0.0, 0.0
         self.method.train()
         batches = self.batches()
+        threads = StepThreads(self.device.type == "cpu" and self.dist is None)
         last_ckpt = time.perf_counter()
         try:
             while sched.trains:
@@ -284,6 +291,7 @@ class Trainer:
                 meter.add(out)
                 now = time.perf_counter()
                 self.train_seconds += now - t0
+                threads.observe(now - t0)
                 if now - last_emit >= self.emit_every or self.step in (1, total):
                     yield self._step_event(meter, lr, progress)
                     last_emit = now
@@ -325,6 +333,7 @@ class Trainer:
             train_seconds=self.train_seconds,
             elapsed=self.clock.seconds,
             device=str(self.device),
+            threads=threads.threads if self.device.type == "cpu" else 0,
         )
         yield {**finished, **{k: v for k, v in self.last_eval.items()
                               if k.startswith(("knn_", "linear_", "classifier_"))}}
