@@ -40,6 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import engine  # noqa: E402, F401  (first: sets OpenMP's wait policy before torch loads)
+
+# isort: split
+
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
