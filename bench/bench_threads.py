@@ -26,12 +26,10 @@ import engine  # noqa: E402, F401  (first: sets OpenMP's wait policy before torc
 
 # isort: split
 
-import torch  # noqa: E402
-
 from engine.bench import interleave, step_timer  # noqa: E402
 from engine.cli import load_config  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
-from engine.device import StepThreads, cpu_cores  # noqa: E402
+from engine.device import StepThreads, cpu_cores, set_cpu_threads  # noqa: E402
 from engine.lessons import list_lessons, load_lesson  # noqa: E402
 from engine.train.loop import Trainer  # noqa: E402
 
@@ -58,7 +56,7 @@ def timed(trainer: Trainer, threads: int):  # noqa: ANN201
     run = step_timer(trainer)
 
     def timer(n: int) -> float:
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
         return run(n)
 
     return timer

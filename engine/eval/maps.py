@@ -41,6 +41,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine.train.store import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 KINDS = ("pca", "umap")
@@ -324,8 +326,6 @@ class MapCache:
         return coords if coords.shape == (len(feats), 2) else None
 
     def _write(self, slot: tuple, feats: np.ndarray, coords: np.ndarray) -> None:
-        from engine.train.store import atomic_write_bytes
-
         path = self._file(slot, feats)
         if path is None:
             return
