@@ -42,6 +42,7 @@ import torch  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.eval.maps import MapCache, MapKey  # noqa: E402
+from engine.train.metrics_reader import MetricsReader  # noqa: E402
 from engine.train.registry import RunRegistry  # noqa: E402
 from engine.train.store import RunStore  # noqa: E402
 
@@ -65,18 +66,20 @@ def emit(**row: object) -> None:
 def one_run(registry: RunRegistry, maps: MapCache, dataset, snapshots: int) -> dict[str, float]:  # noqa: ANN001
     """Start a run, time its first events and the maps of its first ``snapshots`` snapshots.
 
-    Event times are the recorder's own time stamps (when the event was published), so the
+    Event times are the recorder's own time stamps (when the event was written), so the
     time this reader spends waiting for a map does not delay the events it reads next.
     """
     cfg = RunConfig().with_overrides(APP_DEFAULTS)
     t0 = time.time()
     runner = registry.start(cfg, dataset)
     out: dict[str, float] = {}
-    cursor, seen = 0, 0
+    reader = MetricsReader(runner.run)  # the app follows a run through its directory
+    seen = 0
     try:
         while (seen < snapshots or "first_step_s" not in out) and time.time() - t0 < 600:
-            runner.log.wait(cursor, 1.0)
-            events, cursor = runner.log.read(cursor)
+            events, _ = reader.read()
+            if not events:
+                time.sleep(0.05)
             for ev in events:
                 kind, at = ev["type"], ev.get("time", time.time()) - t0
                 if kind == "failed":

@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def configs() -> dict[str, RunConfig]:
-    """The first run of every lesson, the app's default run and the learning tests' recipe."""
+    """The first run of every lesson, the app's default run, the learning tests' recipe and a
+    step too big for a trial."""
     out = {}
     for name in list_lessons():
         lesson = load_lesson(name)
@@ -47,6 +48,9 @@ def configs() -> dict[str, RunConfig]:
     out["app default (simclr_shapes)"] = load_config(str(app), [])
     out["learning recipe (small_cnn 16, 32 px, batch 128)"] = RunConfig().with_overrides({
         "model.backbone": "small_cnn", "model.width": 16, "train.batch_size": 128})
+    # a step over StepThreads.BIG_STEP_SECONDS: every core, no trial
+    out["big step (small_cnn 32, 32 px, batch 512)"] = RunConfig().with_overrides({
+        "model.backbone": "small_cnn", "model.width": 32, "train.batch_size": 512})
     return {k: v.with_overrides({"train.device": "cpu", "train.epochs": 1000}) for k, v in
             out.items()}
 

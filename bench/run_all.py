@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
+sys.path.insert(0, str(ROOT))
+
+from engine.openmp import set_wait_policy  # noqa: E402
 
 
 @dataclass
@@ -95,9 +98,10 @@ def run(bench: Bench) -> dict:
     cmd = [sys.executable, *bench.argv]
     print(f"\n== {bench.name}: {' '.join(cmd)}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    # The engine's OpenMP wait policy (engine/__init__.py) for every script, peers included,
+    # The engine's OpenMP wait policy (engine/openmp.py) for every script, peers included,
     # whether or not it imports torch before the engine.
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    env = dict(os.environ)
+    set_wait_policy(env)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     rows, text = [], []
     for line in proc.stdout:

@@ -1,14 +1,19 @@
 """One thread or every core: a CPU run times its own steps on each and keeps the faster
 (``engine.device.StepThreads``; the measurements behind it: BENCHMARKS.md, "One thread or
-every core")."""
+every core"), and how OpenMP's threads wait (``engine.openmp``)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from engine import device
+from engine import device, openmp
 from engine.config import RunConfig
 from engine.device import StepThreads
 from engine.eval.map_quality import map_neighbours
@@ -110,3 +115,26 @@ def test_a_search_leaves_torch_s_thread_count_as_it_was():
     index.neighbours_of([0], 3)
     map_neighbours(rng.random((50, 2)), 3)
     assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"}),
+    ({"OMP_WAIT_POLICY": "passive"}, {"OMP_WAIT_POLICY": "passive", "GOMP_SPINCOUNT": "10000"}),
+    ({"GOMP_SPINCOUNT": "0"}, {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, {"OMP_WAIT_POLICY": "ACTIVE"}),
+    ({"OMP_WAIT_POLICY": ""}, {"OMP_WAIT_POLICY": ""}),  # libgomp's own default
+])
+def test_waiting_threads_spin_briefly_then_sleep_unless_the_user_chose(given, expected):
+    environ = dict(given)
+    openmp.set_wait_policy(environ)
+    assert environ == expected
+
+
+def test_importing_the_engine_sets_the_wait_policy_before_torch_loads():
+    """What a fresh process (the CLI, the app's run process) gets from ``import engine``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = ("import os, sys, engine; assert 'torch' not in sys.modules; "
+            "print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["PASSIVE", str(openmp.SPINS)]

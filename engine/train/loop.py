@@ -48,6 +48,7 @@ from engine.methods import METHODS, Batch, Method, StepOutput, build_method
 from engine.models import build_backbone
 from engine.train import checkpoint as ckpt
 from engine.train.accumulate import accumulated_step
+from engine.train.cadence import Cadence
 from engine.train.evaluator import Evaluator, Features, Stopped
 from engine.train.events import CheckpointEvent, Event, FinishedEvent, StartEvent, StepEvent
 from engine.train.loss_meter import LossMeter
@@ -241,7 +242,7 @@ class Trainer:
             self.clock.stop()
 
     def _events(self, should_stop: Callable[[], bool]) -> Iterator[Event]:
-        cfg, e, sched = self.cfg, self.cfg.eval, self.schedule
+        cfg, sched = self.cfg, self.schedule
         total = sched.total_steps
         yield StartEvent(
             type="start",
@@ -260,7 +261,7 @@ class Trainer:
         status, reason = "finished", "completed all epochs"
         if not sched.trains:  # nothing to train: evaluate the untrained model now
             yield from self._evaluation(0, should_stop)
-        next_eval = math.inf if self._initial is not None else self.clock.seconds + e.every_seconds
+        due = Cadence(cfg, self.steps_per_epoch, self.clock.seconds, self._initial is not None)
         meter = LossMeter(self.device, advice=(
             f"Try a lower learning rate (train.lr, now {cfg.train.lr:g}), a higher "
             "temperature, train.precision=fp32, or milder augmentations."))
@@ -268,7 +269,6 @@ class Trainer:
         self.method.train()
         batches = self.batches()
         threads = StepThreads(self.device.type == "cpu" and self.dist is None)
-        last_ckpt = time.perf_counter()
         try:
             while sched.trains:
                 stop = should_stop()
@@ -297,21 +297,15 @@ class Trainer:
                     last_emit = now
                 if self._initial is not None:  # step-0 evaluation, once the chart has a point
                     result = yield from self._initial_evaluation(should_stop)
-                    next_eval = self.clock.seconds + max(e.every_seconds,
-                                                         9 * result["eval_seconds"])
-                if (e.diagnostics_every_steps and self.step % e.diagnostics_every_steps == 0
-                        and self.main):
+                    due.evaluated(self.clock.seconds, result["eval_seconds"])
+                if due.diagnostics_due(self.step) and self.main:
                     yield self.evaluator.probe(self.method, self.step)
-                if self.clock.seconds >= next_eval or self._epoch_eval_due(self.step):
+                if due.evaluation_due(self.step, self.clock.seconds):
                     result = yield from self._evaluation(self.step, should_stop)
-                    next_eval = self.clock.seconds + max(e.every_seconds,
-                                                         9 * result["eval_seconds"])
-                t = cfg.train
-                if (t.checkpoint_every_seconds
-                        and time.perf_counter() - last_ckpt >= t.checkpoint_every_seconds
-                        or t.checkpoint_every_steps and self.step % t.checkpoint_every_steps == 0):
+                    due.evaluated(self.clock.seconds, result["eval_seconds"])
+                if due.checkpoint_due(self.step):
                     yield self.checkpoint()
-                    last_ckpt = time.perf_counter()
+                    due.checkpointed()
         except Stopped:  # raised on rank 0 only: it alone evaluates
             status, reason = "stopped", "stopped by the user"
             if self.dist is not None:
@@ -416,7 +410,3 @@ class Trainer:
     def probe(self, step: int, method: Method | None = None) -> dict[str, Any]:
         """Collapse diagnostics of ``method`` (default: the one training) on the probe batch."""
         return self.evaluator.probe(method or self.method, step)
-
-    def _epoch_eval_due(self, step: int) -> bool:
-        every = self.cfg.eval.every_epochs
-        return bool(every) and step % max(1, int(round(every * self.steps_per_epoch))) == 0
