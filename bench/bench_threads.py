@@ -1,10 +1,11 @@
 """One thread or every core? Training steps of the lessons, the app's default and the learning
 recipe, timed on the CPU with one intra-op thread and with every core, in turns.
 
-    .venv/bin/python bench/bench_threads.py [--burn K] [--only NAME ...]
+    .venv/bin/python bench/bench_threads.py [--burn K] [--only NAME ...] [--every-run]
 
-OpenMP's threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``, set by the engine), and
-waking them costs more than a small step gains from a second core. Each line: milliseconds per
+OpenMP's threads sleep while they wait (``engine.openmp``), and waking them costs more than a
+small step gains from a second core (``GOMP_SPINCOUNT=10000`` lets them spin about 0.1 ms
+first: BENCHMARKS.md, "A short spin before sleeping"). Each line: milliseconds per
 step on 1 thread and on every core (medians of 5 alternating rounds of about a second each),
 their ratio, and the count a run of it picks from its own first steps
 (``engine.device.StepThreads``, given the same steps as in the training loop). ``--burn K``
@@ -36,14 +37,18 @@ from engine.train.loop import Trainer  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def configs() -> dict[str, RunConfig]:
-    """The first run of every lesson, the app's default run, the learning tests' recipe and a
-    step too big for a trial."""
+def configs(every_run: bool = False) -> dict[str, RunConfig]:
+    """The first trained run of every lesson (or ``every_run``), the app's default run, the
+    learning tests' recipe and a step too big for a trial."""
     out = {}
     for name in list_lessons():
         lesson = load_lesson(name)
-        if lesson.skip_reason() is None:
-            out[f"lesson {name}"] = lesson.config(lesson.run_names()[0])
+        if lesson.skip_reason() is not None:
+            continue
+        trained = {run: c for run in lesson.run_names()
+                   if (c := lesson.config(run)).train.epochs or c.train.max_seconds}
+        for run, cfg in list(trained.items())[: None if every_run else 1]:
+            out[f"lesson {name}" + (f": {run}" if every_run else "")] = cfg
     app = ROOT / "assets/runs/simclr_shapes.yaml"
     out["app default (simclr_shapes)"] = load_config(str(app), [])
     out["learning recipe (small_cnn 16, 32 px, batch 128)"] = RunConfig().with_overrides({
@@ -87,6 +92,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burn", type=int, default=0, help="busy processes meanwhile")
     parser.add_argument("--only", nargs="*", help="names containing one of these")
+    parser.add_argument("--every-run", action="store_true",
+                        help="every trained run of a lesson, not just its first")
     args = parser.parse_args()
     cores = cpu_cores()
     burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(args.burn)]
@@ -97,13 +104,10 @@ def main() -> None:
           " faster |")
     print("|---|---|---|---|---|---|")
     try:
-        for name, cfg in configs().items():
+        for name, cfg in configs(args.every_run).items():
             if args.only and not any(o in name for o in args.only):
                 continue
-            try:
-                trainer = Trainer(cfg)
-            except ValueError:  # nothing to train (the raw-pixel baseline)
-                continue
+            trainer = Trainer(cfg)
             trainer.method.train()
             picks = picked(trainer)
             timers = {1: timed(trainer, 1), cores: timed(trainer, cores)}

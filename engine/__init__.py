@@ -3,8 +3,8 @@
 Pure Python + torch; never imports streamlit. Usable from notebooks, the CLI and the tests.
 """
 
-# OpenMP's threads spin briefly, then sleep, while they wait (engine/openmp.py). Read once, when
-# torch loads: hence here, before it.
+# OpenMP's threads sleep while they wait (engine/openmp.py). Read once, when torch loads: hence
+# here, before it.
 from engine.openmp import set_wait_policy
 
 set_wait_policy()

@@ -76,10 +76,10 @@ def configure_cpu_threads() -> None:
     """Use every core for intra-op work (torch's default can be lower in some containers),
     unless the user chose a thread count (:func:`user_chose_threads`), which is respected.
 
-    Every core pays off only while waiting threads soon sleep (:mod:`engine.openmp`, set when
-    the engine is imported, before torch): with libgomp's long spinning waits, a machine busy
-    with other work makes 2 threads slower than 1 (BENCHMARKS.md). Some steps are better off
-    on one thread even so: :class:`StepThreads`.
+    Every core pays off only while the threads sleep when they wait (``OMP_WAIT_POLICY``
+    ``PASSIVE``, set by ``engine/__init__.py`` before torch loads): with spinning waits, a
+    machine busy with other work makes 2 threads slower than 1 (BENCHMARKS.md). Small steps
+    are better off on one thread even so: :class:`StepThreads`.
     """
     if not user_chose_threads():
         set_cpu_threads(cpu_cores())
@@ -88,17 +88,16 @@ def configure_cpu_threads() -> None:
 class StepThreads:
     """One thread or every core for a CPU run, chosen by timing the run's own steps.
 
-    OpenMP's waiting threads spin briefly, then sleep (:mod:`engine.openmp`); a step has
-    hundreds of parallel regions, and on a small step handing each to a second thread costs
-    more than the second core gains, while a machine busy with other work makes every core
-    slower still. On an idle 2-core CPU a MoCo step of the lessons' size (width-8 CNN, 16 px,
-    batch 16) took 22 ms on one thread and 23 ms on two, BYOL's lesson step 63 and 47 ms, the
-    app's default SimCLR step 322 and 184 ms; with one other busy process beside them the app's
-    default step took 331 ms on one thread and 419 ms on two (BENCHMARKS.md, "One thread or
-    every core" and "A short spin before sleeping"). No size threshold tells these apart, so
-    the run measures: :data:`TRIAL_STEPS` steps alternate between one thread and every core,
-    and the run goes on with whichever had the shorter median step, trying again after every
-    :data:`RETRY_SECONDS` of training (the machine's load changes). The run's first step is not timed (it allocates); if it took
+    Sleeping OpenMP threads (``PASSIVE``, above) are woken for every parallel region of a step,
+    hundreds of times a step; on a small step that costs more than a second core gains, and a
+    machine busy with other work makes every core slower still. On an idle 2-core CPU a MoCo
+    step of the lessons' size (width-8 CNN, 16 px, batch 16) took 18 ms on one thread and 58 ms
+    on two, while the app's default SimCLR step took 326 ms and 217 ms; with one other busy
+    process beside them, 294 ms and 313 ms (BENCHMARKS.md, "One thread or every core"). No
+    size threshold tells these apart, so the run measures: :data:`TRIAL_STEPS` steps alternate
+    between one thread and every core, and the run goes on with whichever had the shorter
+    median step, trying again after every :data:`RETRY_SECONDS` of training (the machine's
+    load changes). The run's first step is not timed (it allocates); if it took
     :data:`BIG_STEP_SECONDS` or more, the run keeps every core and never tries: wake-ups are
     small beside such steps. Trial steps are training steps like any other.
 
