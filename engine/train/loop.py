@@ -54,7 +54,7 @@ from engine.train.events import CheckpointEvent, Event, FinishedEvent, StartEven
 from engine.train.loss_meter import LossMeter
 from engine.train.optimizer import build_optimizer
 from engine.train.order import DataOrder
-from engine.train.prefetch import PinnedGather, place, stream_batches
+from engine.train.prefetch import PinnedGather, device_batches, place
 from engine.train.schedule import Clock, Schedule
 
 Events = Generator[Event, None, dict[str, Any]]
@@ -205,28 +205,13 @@ class Trainer:
 
     # -- data order ---------------------------------------------------------------------------
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(idx, images[idx])`` for every step, the images on the device: indexed there (by
-        indices on the device) when the split is resident, else streamed from host memory one
-        batch ahead (indices on the host).
-
-        A resident run copies one epoch's indices to the device at a time: a blocking
-        host-to-device copy waits for all queued GPU work, so one per step would stop the host
-        from queueing the next step's kernels while the GPU runs this one.
-        """
-        if self.gather is None:
-            return self._resident_batches()
-        return stream_batches(self.gather, (idx for block in self._blocks() for idx in block))
-
-    def _blocks(self) -> Iterator[torch.Tensor]:
-        """The data order's epochs (steps, B), or this process's share of them (steps, B / N)."""
-        if self.dist is None:
-            return self.order.blocks()
-        return map(self.dist.shard, self.order.blocks())
-
-    def _resident_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for block in self._blocks():
-            for idx in block.to(self.device):  # (B,) on the device
-                yield idx, self.images[idx]
+        """``(idx, images[idx])`` for every step, the images on the device
+        (:func:`engine.train.prefetch.device_batches`); with several processes, this one's
+        share of each global batch."""
+        blocks = self.order.blocks()
+        if self.dist is not None:
+            blocks = map(self.dist.shard, blocks)
+        return device_batches(self.images, self.gather, blocks, self.device)
 
     # -- the loop -----------------------------------------------------------------------------
     def events(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:

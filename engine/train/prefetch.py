@@ -1,4 +1,6 @@
-"""The streamed data path, for train splits larger than the training device's memory.
+"""The data path of a run: each step's batch on the training device (:func:`device_batches`),
+indexed there when the split is resident, or streamed for train splits larger than the
+training device's memory.
 
 When the uint8 train split does not fit on the device (:func:`place`), it stays in
 host memory (page-locked, "pinned", on CUDA) and :func:`stream_batches` hands out each batch on
@@ -83,3 +85,25 @@ def stream_batches(
         yield idx, x
         idx, x = following, x_following
     yield idx, x
+
+
+def device_batches(
+    images: torch.Tensor, gather: PinnedGather | None, blocks: Iterator[torch.Tensor],
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(idx, images[idx])`` for every step of ``blocks`` (the data order's epochs, (steps,
+    B)), the images on ``device``: indexed there (by indices on the device) when the split is
+    resident (``gather`` None), else streamed from host memory one batch ahead (indices on the
+    host).
+
+    A resident run copies one epoch's indices to the device at a time: a blocking host-to-device
+    copy waits for all queued GPU work, so one per step would stop the host from queueing the
+    next step's kernels while the GPU runs this one.
+    """
+    if gather is not None:
+        return stream_batches(gather, (idx for block in blocks for idx in block))
+    return (
+        (idx, images[idx])
+        for block in blocks
+        for idx in block.to(device)  # (B,) on the device
+    )
