@@ -14,15 +14,33 @@ whole runs much less (the app's default run 1.07x; a lesson with diagnostics eve
 none), and the lessons' runs would then pick two threads (:class:`engine.device.StepThreads`),
 other numerical paths than their seeds were checked on (BENCHMARKS.md, "A short spin before
 sleeping"). Set ``GOMP_SPINCOUNT`` yourself to use it.
+
+NumPy's linear algebra has threads of its own (OpenBLAS, pthreads, not OpenMP), and they spin
+for about 0.1 s after each call whatever the policy above. The collapse probe between
+training steps (an eigen-decomposition and a few products on a batch of 128 to 256
+embeddings) woke them, and the training step after it, on two threads, ran 30-40 ms slower:
+:func:`numpy_blas_on_one_thread` keeps them asleep (BENCHMARKS.md, "The step after a probe").
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 
 
 def set_wait_policy(environ: MutableMapping[str, str] = os.environ) -> None:
     """Put the engine's wait policy into ``environ`` (the process's, or a child's), keeping
     what the user set."""
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@contextmanager
+def numpy_blas_on_one_thread() -> Iterator[None]:
+    """NumPy's (and SciPy's) BLAS and LAPACK on the calling thread alone, within the block: no
+    worker thread is woken, so none spins afterwards beside the next training step. For small
+    matrices, where a second thread gains nothing."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's, loaded on first use
+
+    with threadpool_limits(1, user_api="blas"):
+        yield

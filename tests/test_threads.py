@@ -137,3 +137,25 @@ def test_importing_the_engine_sets_the_wait_policy_before_torch_loads():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.split() == ["PASSIVE"]
+
+
+def test_the_probe_keeps_numpy_s_blas_threads_asleep(monkeypatch):
+    """OpenBLAS's threads spin after a call and slow the next training step: the probe's
+    statistics run on the calling thread alone, and the count is restored after."""
+    from threadpoolctl import threadpool_info
+
+    import engine.train.evaluator as evaluator
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    seen = []
+    real = evaluator.diagnostics
+    monkeypatch.setattr(evaluator, "diagnostics",
+                        lambda *a: seen.append(blas_threads()) or real(*a))
+    before = blas_threads()
+    trainer = Trainer(RunConfig().with_overrides({**TINIER, "train.device": "cpu"}))
+    event = trainer.probe(0)
+    assert event["type"] == "diagnostics" and event["rank_z"] > 0
+    assert seen == [{1}]
+    assert blas_threads() == before

@@ -24,6 +24,7 @@ from engine.eval.embed import embed_images, eval_mode
 from engine.eval.knn import knn_top1
 from engine.eval.linear_probe import linear_probe
 from engine.methods import Method
+from engine.openmp import numpy_blas_on_one_thread
 from engine.train.events import DiagnosticsEvent, EvalEvent, SnapshotEvent
 
 #: test images a reconstructing method (MIM) shows at each evaluation
@@ -216,7 +217,8 @@ class Evaluator:
             out1 = method.embed(x1)
         key = "z" if "z" in out0 else "h"
         as_np = lambda t: t.float().cpu().numpy()  # noqa: E731
-        diag = diagnostics(as_np(out0["h"]), as_np(out0[key]), as_np(out1[key]))
+        with numpy_blas_on_one_thread():  # no BLAS thread left spinning beside the next step
+            diag = diagnostics(as_np(out0["h"]), as_np(out0[key]), as_np(out1[key]))
         alarm = collapse_alarm(diag, self.cfg.method.name, step=step)
         return {**DiagnosticsEvent(type="diagnostics", step=step, alarm=alarm.__dict__), **diag}
 
