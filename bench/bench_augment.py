@@ -25,9 +25,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import engine  # noqa: E402, F401  (first: sets OpenMP's wait policy before torch loads)
+
+# isort: split
+
+import torch  # noqa: E402
 
 from engine.augment import Augmenter, preset_views  # noqa: E402
 

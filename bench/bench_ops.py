@@ -16,6 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import engine  # noqa: E402, F401  (first: sets OpenMP's wait policy before torch loads)
+
+# isort: split
+
 import torch  # noqa: E402
 
 from engine.augment import OPS, Augmenter  # noqa: E402
