@@ -12,6 +12,7 @@ import pytest
 from engine.config import RunConfig
 from engine.train.runner import run_foreground
 from engine.train.store import RunStore
+from tests.fixtures import data_files as fx
 from tests.fixtures.app import app, no_exception, texts
 from tests.fixtures.tiny_runs import TINY as TINY_RUN
 
@@ -363,3 +364,16 @@ def test_the_live_panel_redraws_the_page_when_the_run_changed_while_it_was_drawn
     shown = picker(at, "Run")
     assert shown.value == run.id and shown.options[0].endswith("· running"), shown.options
     assert at.session_state["live_status"] == (run.id, "running")
+
+
+def test_the_data_tab_names_the_skipped_files(runs_dir, tmp_path):
+    root = fx.write_class_folder(tmp_path / "pets", per_class=5)
+    fx.write_corrupt(root / "red" / "broken.jpg")
+    (root / "green" / "notes.txt").write_text("not an image")
+    at = app().run()
+    at.sidebar.selectbox(key="data_name").set_value("folder").run()
+    at.sidebar.text_input(key="data_root").set_value(str(root)).run()
+    no_exception(at)
+    warning = " ".join(w.value for w in at.warning)
+    assert "2 file(s) could not be read" in warning
+    assert "broken.jpg" in warning and "notes.txt" in warning, warning

@@ -29,6 +29,29 @@ def assert_colours(split: Split, expected: dict[int, tuple[int, int, int]]) -> N
         assert (mean - torch.tensor(expected[label], dtype=torch.float32)).abs().max() < 8
 
 
+def test_a_skipped_file_s_reason_is_for_a_person(tmp_path: Path) -> None:
+    root = fx.write_class_folder(tmp_path / "pets", per_class=5)
+    (root / "red" / "empty.jpg").write_bytes(b"")
+    (root / "blue" / "garbage.png").write_bytes(b"not a png at all")
+    ds = load_dataset(cfg(tmp_path, name="folder", root=str(root), image_size=16))
+    reasons = dict(e.split(" (", 1) for e in ds.skipped_examples)
+    assert reasons[str(Path("red/empty.jpg"))] == "empty file)"
+    assert reasons[str(Path("blue/garbage.png"))].startswith("cannot decode: cannot identify")
+    assert not any(" at 0x" in e for e in ds.skipped_examples), ds.skipped_examples
+
+
+def test_a_look_at_a_folder_sorted_by_class_shows_every_class(tmp_path: Path) -> None:
+    """The Data tab's grid and the augmentation preview take ``Split.spread``: a class at a
+    time in turn, where the first images of a folder data set are all of its first class."""
+    root = fx.write_class_folder(tmp_path / "pets", per_class=6)
+    train = load_dataset(cfg(tmp_path, name="folder", root=str(root), image_size=16)).train
+    assert train.labels[:3].unique().numel() == 1  # the folder's order: one class first
+    shown = train.spread(7)
+    assert train.labels[shown].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert shown.unique().numel() == 7
+    assert sorted(train.spread(100).tolist()) == list(range(len(train)))  # all, once each
+
+
 def test_class_folders_with_junk(tmp_path: Path) -> None:
     root = fx.write_class_folder(tmp_path / "pets", per_class=5)
     fx.write_corrupt(root / "red" / "broken.jpg")

@@ -92,11 +92,15 @@ def data_tab(cfg: DataConfig, quick: bool) -> None:
                 + (f". Attributes to colour maps by: {', '.join(d['attributes'])}"
                    if d["attributes"] else "."))
     if d["skipped"]:
-        st.warning(f"{d['skipped']} file(s) could not be read and were skipped.")
+        more = ", ..." if ds.skipped > len(ds.skipped_examples) else ""
+        st.warning(f"{d['skipped']} file(s) could not be read and were skipped: "
+                   + "; ".join(f"`{path}` ({reason}" for path, _, reason in
+                               (e.partition(" (") for e in ds.skipped_examples)) + more)
     left, right = st.columns([3, 2])
     with left:
-        st.image(images.grid(ds.train.images[:48], columns=12, size=64),
-                 caption="The first 48 train images")
+        shown = ds.train.spread(48)
+        st.image(images.grid(ds.train.images[shown], columns=12, size=64),
+                 caption=f"{len(shown)} train images, a class at a time in turn")
     with right:
         counts = d["class_counts"]
         st.plotly_chart(charts.bars(list(counts), list(counts.values()), "Images per class"),
@@ -136,7 +140,8 @@ def augment_tab(preset: str, data_cfg: DataConfig, quick: bool) -> AugmentConfig
                             f"{len(views)} views, made by the same batched sampler that trains.")
             if top[1].button("New sample", icon=":material/casino:", key="aug_resample"):
                 st.session_state["aug_seed"] = seed = seed + 1
-            grid = preview_grid(ds.train.images[:256], resolve_views(aug), n=PREVIEW_IMAGES,
+            grid = preview_grid(ds.train.images[ds.train.spread(PREVIEW_IMAGES)],
+                                resolve_views(aug), n=PREVIEW_IMAGES,
                                 seed=seed)
             st.image(images.enlarge(images.row_blocks(grid, PREVIEW_ROWS, PREVIEW_IMAGES), 800))
         except Exception as exc:  # noqa: BLE001 — an impossible op setting is the user's to fix

@@ -46,6 +46,17 @@ class Split:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def spread(self, n: int) -> torch.Tensor:
+        """Indices (up to ``n``,) of images from every class in turn: the first image of each
+        class, then the second of each, ... A look at a data set whose files come sorted by
+        class (a folder per class) shows all of its classes, not the first one's images."""
+        labels = self.labels - self.labels.min() if len(self) else self.labels
+        order = torch.argsort(labels, stable=True)
+        by_class = labels[order]
+        rank = torch.arange(len(labels)) - torch.searchsorted(by_class, by_class)  # in its class
+        turn = rank * (int(by_class.max()) + 1 if len(self) else 1) + by_class
+        return order[torch.argsort(turn, stable=True)[:n]]
+
     def subset(self, index: torch.Tensor | np.ndarray) -> Split:
         """The images at ``index`` (a new Split sharing nothing with this one)."""
         index = torch.as_tensor(index, dtype=torch.int64)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,8 @@ def _decode_pil(data: bytes, size: int) -> torch.Tensor:
 
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
+#: " <_io.BytesIO object at 0x...>" in PIL's messages: nothing a person can use
+_OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 @contextmanager
@@ -164,8 +167,11 @@ def decode_all(
     gray = np.zeros(n, dtype=bool)
     failures: list[str | None] = [None] * n
 
-    def fail(i: int, e: Exception) -> None:
-        reason = " ".join(str(e).split())[:80] or type(e).__name__
+    def fail(i: int, e: Exception | None) -> None:
+        if e is None:
+            failures[i] = f"{files[i]} (empty file)"
+            return
+        reason = " ".join(_OBJECT_REPR.sub("", str(e)).split())[:80] or type(e).__name__
         failures[i] = f"{files[i]} (cannot decode: {reason})"
 
     def work(start: int, stop: int) -> None:
@@ -180,6 +186,9 @@ def decode_all(
         decoded = _batch_jpeg(datas)
         for i, data, y in zip(range(start, stop), datas, decoded, strict=True):
             if data is None:
+                continue
+            if not data:
+                fail(i, None)
                 continue
             try:
                 x = _decode_bytes(data, size, y)

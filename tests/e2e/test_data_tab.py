@@ -48,8 +48,8 @@ def test_load_this_data_set_loads_it_once(app, visit):
 
     main(page).get_by_role("button", name="Load this data set (may download)").click()
     described.wait_for(state="visible", timeout=60_000)
-    main(page).get_by_text("The first 48 train images").wait_for(state="visible",
-                                                               timeout=30_000)
+    main(page).get_by_text(f"{N_TRAIN} train images, a class at a time in turn").wait_for(
+        state="visible", timeout=30_000)
     assert main(page).get_by_text("Cannot load").count() == 0
 
     page.reload()  # loaded once, the tab now describes it at once: no second question
