@@ -23,12 +23,14 @@ One JSON line per measurement, then a summary line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,28 +91,40 @@ def knn(args: argparse.Namespace) -> None:
     }))
 
 
-def overhead(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def before_tree(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
+    """The tree to compare to and its name: ``--before-dir`` as it is (a machine without this
+    repository's history: ``bench/prepare_gpu_carry.sh`` writes it), else a git worktree of
+    ``--before`` for the block."""
+    if args.before_dir:
+        yield f"{FIRST_DDP_COMMIT}^ ({args.before_dir})", Path(args.before_dir).resolve()
+        return
     before = args.before or f"{FIRST_DDP_COMMIT}^"
-    sets = ["--set", f"model.backbone={args.backbone}", "--set", f"train.batch_size={args.batch}",
-            "--set", f"method.name={args.method}"]
-    bench = [sys.executable, "-m", "engine", "bench", "--steps", str(args.steps), *sets]
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "before"
         subprocess.run(["git", "worktree", "add", "--detach", str(old), before], cwd=ROOT,
                        check=True, capture_output=True)
         try:
-            rates: dict[str, list[float]] = {"now": [], "before": []}
-            for i in range(args.rounds):
-                order = [("now", ROOT), ("before", old)]
-                for name, cwd in order if i % 2 == 0 else order[::-1]:
-                    out = subprocess.run(bench, cwd=cwd, env=env, capture_output=True,
-                                         text=True, check=True).stdout
-                    r = json.loads(out[out.index("{"):])
-                    rates[name].append(r["images_per_s"])
-                    print(json.dumps({"tree": name, "round": i, **r}), flush=True)
+            yield before, old
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT)
+
+
+def overhead(args: argparse.Namespace) -> None:
+    sets = ["--set", f"model.backbone={args.backbone}", "--set", f"train.batch_size={args.batch}",
+            "--set", f"method.name={args.method}"]
+    bench = [sys.executable, "-m", "engine", "bench", "--steps", str(args.steps), *sets]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
+    with before_tree(args) as (before, old):
+        rates: dict[str, list[float]] = {"now": [], "before": []}
+        for i in range(args.rounds):
+            order = [("now", ROOT), ("before", old)]
+            for name, cwd in order if i % 2 == 0 else order[::-1]:
+                out = subprocess.run(bench, cwd=cwd, env=env, capture_output=True,
+                                     text=True, check=True).stdout
+                r = json.loads(out[out.index("{"):])
+                rates[name].append(r["images_per_s"])
+                print(json.dumps({"tree": name, "round": i, **r}), flush=True)
     now, then = statistics.median(rates["now"]), statistics.median(rates["before"])
     print(json.dumps({"summary": "overhead", "before": before, "now_images_per_s": now,
                       "before_images_per_s": then, "ratio": now / then}))
@@ -150,6 +164,8 @@ def main() -> None:
     p.set_defaults(fn=knn)
     p = sub.add_parser("overhead")
     p.add_argument("--before", default=None, help="git revision to compare to")
+    p.add_argument("--before-dir", default=None,
+                   help="that revision's tree, already written (no git needed)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--batch", type=int, default=512)

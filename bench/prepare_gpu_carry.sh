@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What a GPU machine without network needs beside the working tree for bench_gpu.py --all:
 # the wheels of the packages its image lacks (faiss-cpu for the kNN, lightly for the parity
-# check) in .whl/, and CIFAR-10 in .devdata/. Both folders are git-ignored; carry them.
+# check) in .whl/, and CIFAR-10 in .devdata/; for bench_ddp.py overhead, the tree before
+# distributed training came in, in .devdata/before/ (the copy there may have no git history).
+# Both folders are git-ignored; carry them.
 # There, before the benchmark:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 #   export PYTHONPATH=/tmp/site
@@ -15,4 +17,7 @@ mkdir -p .whl .devdata
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
     "lightly==1.6.0" "faiss-cpu==$("$PY" -c 'import faiss; print(faiss.__version__)')"
 cp -n "$ARCHIVE" .devdata/
+BEFORE=$(sed -n 's/^FIRST_DDP_COMMIT = "\(.*\)"$/\1/p' bench/bench_ddp.py)^
+rm -rf .devdata/before && mkdir -p .devdata/before
+git archive "$BEFORE" | tar -x -C .devdata/before
 du -sh .whl .devdata

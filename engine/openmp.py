@@ -40,7 +40,10 @@ def numpy_blas_on_one_thread() -> Iterator[None]:
     """NumPy's (and SciPy's) BLAS and LAPACK on the calling thread alone, within the block: no
     worker thread is woken, so none spins afterwards beside the next training step. For small
     matrices, where a second thread gains nothing."""
-    from threadpoolctl import threadpool_limits  # scikit-learn's, loaded on first use
-
+    try:
+        from threadpoolctl import threadpool_limits  # scikit-learn's, loaded on first use
+    except ImportError:  # an install of the engine alone: the threads may spin, no worse
+        yield
+        return
     with threadpool_limits(1, user_api="blas"):
         yield
