@@ -50,11 +50,13 @@ class Split:
         """Indices (up to ``n``,) of images from every class in turn: the first image of each
         class, then the second of each, ... A look at a data set whose files come sorted by
         class (a folder per class) shows all of its classes, not the first one's images."""
-        labels = self.labels - self.labels.min() if len(self) else self.labels
+        if not len(self):
+            return torch.zeros(0, dtype=torch.int64)
+        labels = self.labels - self.labels.min()  # from 0 (-1 marks an unlabelled image)
         order = torch.argsort(labels, stable=True)
         by_class = labels[order]
         rank = torch.arange(len(labels)) - torch.searchsorted(by_class, by_class)  # in its class
-        turn = rank * (int(by_class.max()) + 1 if len(self) else 1) + by_class
+        turn = rank * (int(by_class[-1]) + 1) + by_class
         return order[torch.argsort(turn, stable=True)[:n]]
 
     def subset(self, index: torch.Tensor | np.ndarray) -> Split:
