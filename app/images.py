@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,22 @@ def enlarge(image: np.ndarray, size: int) -> np.ndarray:
 def thumbs(images: Any, size: int = 96) -> list[np.ndarray]:
     """A list of enlarged (H, W, 3) thumbnails of uint8 images (N, C, H, W)."""
     return [enlarge(to_hwc(im), size) for im in images]
+
+
+def file_thumb(path: str, size: int) -> np.ndarray:
+    """An image file as (H, W, 3), read as the folder loader reads it (upright, alpha over
+    white): a large one shrunk to at most twice ``size`` px (sharp on a dense screen), a small
+    one enlarged as :func:`enlarge` does. OSError or ValueError when it cannot be read."""
+    return enlarge(_file_thumb(path, size, os.stat(path).st_mtime_ns), size)
+
+
+@functools.lru_cache(maxsize=512)
+def _file_thumb(path: str, size: int, mtime_ns: int) -> np.ndarray:
+    from engine.data.decode import decode_file
+
+    im = Image.fromarray(to_hwc(decode_file(path, 2 * size)))
+    im.thumbnail((2 * size, 2 * size))
+    return np.asarray(im)
 
 
 def grid(images: Any, columns: int = 8, size: int = 64, gap: int = 2) -> np.ndarray:

@@ -13,10 +13,11 @@ import numpy as np
 import streamlit as st
 
 from app import charts, images
-from app.state import apply_later, dataset, map_cache, registry
+from app.state import apply_later, dataset, map_cache, registry, run_dir
 from engine.eval.maps import MapKey
 from engine.eval.retrieval import NeighbourIndex, precision_at_k
 from engine.share.thumbnails import carried_pictures
+from engine.train.store import RunDir
 
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "seed": 0}
 MAP_KINDS = {"umap": "UMAP", "pca": "PCA"}
@@ -91,6 +92,9 @@ def _load(run_id: str, step: int) -> Snapshot:
     try:
         ds = dataset(cfg.data)
         class_names, attributes = list(ds.class_names), dict(ds.attribute_names)
+        if not same_data(run, ds.key):
+            raise ValueError(f"{cfg.data.root or cfg.data.name} has changed since this run "
+                             "trained: its pictures would not be the images of the map")
         thumbs = ds.test.images[arrays["index"]]
     except Exception as exc:  # noqa: BLE001 — the map still works without pictures
         error = str(exc)
@@ -100,6 +104,15 @@ def _load(run_id: str, step: int) -> Snapshot:
             if key.startswith("attr_"):
                 attributes[key[5:]] = [str(i) for i in range(int(values.max()) + 1)]
     return Snapshot(run_id, step, arrays, class_names, attributes, thumbs, error)
+
+
+def same_data(run: RunDir, key: str) -> bool:
+    """Whether the data set loaded under ``key`` (``Dataset.key``, ``data_key``) is what
+    ``run`` trained on, as far as its ``start`` event says: an image folder with files added,
+    edited or removed since is not; a run that recorded nothing is taken at its word."""
+    starts = run.metrics("start")
+    recorded = starts[-1].get("dataset", {}).get("key", "") if starts else ""
+    return not recorded or not key or recorded == key
 
 
 def load(run_id: str, step: int) -> Snapshot:
@@ -186,14 +199,46 @@ def precision(snap: Snapshot, idx: np.ndarray, row: int, colouring: str) -> floa
     return float(precision_at_k(codes[idx][None, :], codes[[row]])[0])
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def test_paths(run_id: str) -> list[str] | None:
+    """The file of each test image of the run's data set (an image folder on this machine),
+    or None (built-in data, a folder that is not here, files that could not be matched)."""
+    from engine.data.loading import data_key
+    from engine.encoder.embeddings import file_paths
+
+    run = run_dir(run_id)
+    try:
+        cfg = run.config().data if run is not None else None
+        if cfg is None or cfg.name != "folder" or not same_data(run, data_key(cfg)):
+            return None  # the folder as it is now, not as this process loaded it
+        return file_paths(cfg, "test", len(dataset(cfg).test))[0]
+    except Exception:  # noqa: BLE001 — no paths is an answer: the CSV says so by leaving them out
+        return None
+
+
+def pictures(snap: Snapshot, rows: Sequence[int], size: int) -> list[np.ndarray] | None:
+    """(H, W, 3) pictures of snapshot rows about ``size`` px across: the original files of an
+    image folder on this machine (a photo, not its 32-px training copy), else the snapshot's
+    own images enlarged; None when there are neither."""
+    paths = test_paths(snap.run_id)
+    if paths is not None:
+        try:
+            return [images.file_thumb(paths[int(snap.arrays["index"][r])], size) for r in rows]
+        except Exception:  # noqa: BLE001 — a file unreadable or gone since: the snapshot's own
+            pass
+    if snap.thumbs is None:
+        return None
+    return images.thumbs(snap.thumbs[list(rows)], size)
+
+
 def gallery(snap: Snapshot, rows: Sequence[int], captions: Sequence[str], size: int = 96,
             per_row: int | None = None) -> None:
-    """Thumbnails of snapshot rows with captions, ``per_row`` to a row (or just the captions
-    when the images cannot be loaded)."""
-    if snap.thumbs is None:
+    """Pictures of snapshot rows (:func:`pictures`) with captions, ``per_row`` to a row (or
+    just the captions when there are no pictures)."""
+    pics = pictures(snap, rows, size)
+    if pics is None:
         st.caption(" · ".join(captions))
         return
-    pics = images.thumbs(snap.thumbs[list(rows)], size)
     if per_row is None:
         st.image(pics, caption=list(captions), width=size)
         return

@@ -15,24 +15,7 @@ import streamlit as st
 from PIL import Image
 
 from app import images
-from app.mapview import Snapshot, _name
-from app.state import dataset, run_dir
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def test_paths(run_id: str) -> list[str] | None:
-    """The file of each test image of the run's data set (an image folder on this machine),
-    or None (built-in data, a folder that is not here, files that could not be matched)."""
-    from engine.encoder.embeddings import file_paths
-
-    run = run_dir(run_id)
-    try:
-        cfg = run.config().data if run is not None else None
-        if cfg is None or cfg.name != "folder":
-            return None
-        return file_paths(cfg, "test", len(dataset(cfg).test))[0]
-    except Exception:  # noqa: BLE001 — no paths is an answer: the CSV says so by leaving them out
-        return None
+from app.mapview import Snapshot, _name, test_paths
 
 
 def rows_table(snap: Snapshot, rows: Sequence[int]) -> list[dict[str, object]]:

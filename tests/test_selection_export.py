@@ -73,3 +73,37 @@ def test_the_buttons_draw_under_a_selection(snapshot):
     assert not at.exception, [e.value for e in at.exception]
     buttons = [e for e in at.get("download_button")]
     assert len(buttons) == 2
+
+
+def test_explore_shows_an_image_folder_s_own_files(tmp_path, monkeypatch, no_umap_warm_up):
+    """The query and its neighbours are drawn from the original files (40 px here, trained
+    at 16), until the folder changes: then from nothing the folder now holds."""
+    from PIL import Image
+
+    from app import mapview, state
+    from app.selection_export import rows_table
+
+    store, run, _ = train_on_folder(tmp_path, file_size=40)
+    monkeypatch.setenv("SSL_STUDIO_RUNS", str(store.root))
+    snap = mapview.load(run.id, run.snapshots()[-1])
+    assert snap.thumbs.shape[-1] == 16
+    rows = rows_table(snap, [0, 1])
+    pics = mapview.pictures(snap, [0, 1], size=80)  # enlarged pixel for pixel, 2x
+    for pic, row in zip(pics, rows, strict=True):
+        original = np.asarray(Image.open(row["path"]).convert("RGB"))
+        np.testing.assert_array_equal(pic, original.repeat(2, 0).repeat(2, 1))
+    assert mapview.pictures(snap, [0], size=280)[0].shape == (280, 280, 3)  # 7x
+
+    Image.new("RGB", (40, 40), (10, 200, 30)).save(rows[1]["path"])  # edited since the run
+    mapview.test_paths.clear()
+    mapview._load.clear()
+    snap = mapview.load(run.id, run.snapshots()[-1])
+    # this process still holds the images the run trained on: those, not the files
+    assert all("path" not in row for row in rows_table(snap, [0, 1]))
+    np.testing.assert_array_equal(mapview.pictures(snap, [1], size=16)[0],
+                                  snap.thumbs[1].numpy().transpose(1, 2, 0))
+    state._dataset.clear()  # a server started after the edit: nothing to draw them from
+    mapview._load.clear()
+    snap = mapview.load(run.id, run.snapshots()[-1])
+    assert snap.thumbs is None and "has changed since this run trained" in snap.data_error
+    assert mapview.pictures(snap, [0, 1], size=80) is None

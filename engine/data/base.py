@@ -75,7 +75,9 @@ class Dataset:
 
     ``unlabelled`` is an optional extra pool of images without labels (STL-10's unlabelled
     split); self-supervised methods may train on it as well.
-    ``skipped`` counts files a loader could not read (corrupt or not images).
+    ``skipped`` counts files a loader could not read (corrupt or not images). A run records
+    ``key`` (in its ``start`` event), so pictures of its snapshots are not drawn from a folder
+    that changed since.
     """
 
     name: str
@@ -86,6 +88,9 @@ class Dataset:
     unlabelled: Split | None = None
     skipped: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    #: what it was loaded from: the cache key of its settings and, for a folder, the folder's
+    #: fingerprint (file count, bytes, newest time); "" when loaded without the cache
+    key: str = ""
 
     def share_memory(self) -> Dataset:
         """Move every tensor into shared memory, in place (once; a no-op after); returns self.
@@ -135,6 +140,7 @@ class Dataset:
             "class_counts": counts,
             "attributes": list(self.attribute_names),
             "skipped": self.skipped,
+            "key": self.key,
         }
 
 

@@ -40,6 +40,13 @@ def _from_tensor(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def decode_file(path: str | Path, size: int) -> torch.Tensor:
+    """One image file as uint8 (C, H, W), C 1 or 3, turned upright and its modes handled as
+    the loader does (16-bit scaled, alpha over white): at full size, or a JPEG reduced in the
+    DCT domain to no less than ``size`` px. Raises OSError or PIL's errors when unreadable."""
+    return _decode_pil(Path(path).read_bytes(), size)
+
+
 def _decode_pil(data: bytes, size: int) -> torch.Tensor:
     from PIL import Image, ImageOps
 

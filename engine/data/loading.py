@@ -172,6 +172,7 @@ def load_dataset(cfg: DataConfig, *, use_cache: bool = True) -> Dataset:
             if ds is None:
                 ds = _prepare(loader(cfg), cfg)
                 _write_cache(file, key, ds)
+            ds.key = key
             _memory_put(key, ds)
     return _with_labels(ds, cfg)
 
@@ -246,6 +247,11 @@ def _root_fingerprint(root: str) -> dict[str, Any] | None:
             total += fst.st_size
             newest = max(newest, fst.st_mtime_ns)
     return {"path": str(path), "files": files, "bytes": total, "mtime": newest}
+
+
+def data_key(cfg: DataConfig) -> str:
+    """The key ``cfg``'s data set is cached under, as its files are now (``Dataset.key``)."""
+    return _cache_key(cfg)
 
 
 def _cache_key(cfg: DataConfig) -> str:
