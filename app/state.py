@@ -15,6 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.load_toast import load_toast
 from engine.config import DataConfig
 from engine.data import Dataset, load_dataset
 from engine.eval.maps import MapCache, MapKey
@@ -84,9 +85,19 @@ def _dataset(key: str) -> Dataset:
         return ds
 
 
+_LOADED: set[str] = set()  # keys this process has loaded (later calls hit the cache)
+
+
 def dataset(cfg: DataConfig) -> Dataset:
-    """The data set of ``cfg``, loaded once per process (raises the engine's readable errors)."""
-    return _dataset(json.dumps(dataclasses.asdict(cfg), sort_keys=True))
+    """The data set of ``cfg``, loaded once per process (raises the engine's readable errors);
+    a first load that takes a while says how far it is in a toast."""
+    key = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+    if key in _LOADED:
+        return _dataset(key)
+    with load_toast(cfg.root or cfg.name):
+        ds = _dataset(key)
+    _LOADED.add(key)
+    return ds
 
 
 def dataset_is_quick(cfg: DataConfig) -> bool:

@@ -153,12 +153,13 @@ class _Progress:
 def prepare_run(cfg: RunConfig) -> Any:
     """Check the whole run and load its data before anything is made for it; returns the data
     set. Prints a note for a method that means little on the data, and the files skipped."""
-    from engine.data import load_dataset
+    from engine.data import load_dataset, progress
     from engine.methods import METHODS
     from engine.preflight import check_run
 
     check_run(cfg)
-    dataset = load_dataset(cfg.data)
+    with progress.reporting(lambda message: print(message, file=sys.stderr, flush=True)):
+        dataset = load_dataset(cfg.data)
     check_run(cfg, dataset)
     caveat = METHODS.get(cfg.method.name).data_caveats.get(cfg.data.name)
     if caveat:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.data import progress
 from engine.data.loading import resize_images
 
 #: files up to this size go through torchvision's decoders, larger ones through PIL's draft mode
@@ -211,13 +212,12 @@ def decode_all(
     sample = files[:: max(1, n // 64)]
     mean_bytes = np.mean([_size(root / f) for f in sample]) if sample else 0
     workers = min(8, os.cpu_count() or 1) if mean_bytes > SMALL_FILE_BYTES else 1
-    with _quiet_torchvision():
-        if workers > 1 and len(ranges) > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(lambda r: work(*r), ranges))
-        else:
-            for r in ranges:
-                work(*r)
+    done = 0
+    with _quiet_torchvision(), ThreadPoolExecutor(workers) as pool:
+        mapper = pool.map if workers > 1 and len(ranges) > 1 else map
+        for (start, stop), _ in zip(ranges, mapper(lambda r: work(*r), ranges), strict=True):
+            done += stop - start
+            progress.tell("reading images", done, n)  # in this thread, chunk after chunk
 
     images = out[torch.from_numpy(ok)] if not ok.all() else out
     if ok.any() and gray[ok].all():

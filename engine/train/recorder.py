@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.config import RunConfig
-from engine.data import Dataset
+from engine.data import Dataset, progress
 from engine.train import checkpoint
 from engine.train.events import HELD, EventLog, FailedEvent, StatusEvent
 from engine.train.loop import Trainer
@@ -143,7 +143,9 @@ def execute(
             recorder.run.truncate_metrics(int(state["step"]))
             recorder(StatusEvent(type="status", status="resumed", step=int(state["step"])))
         recorder(StatusEvent(type="status", status="loading", message="loading data"))
-        trainer = Trainer(cfg, dataset, emit_every=emit_every)
+        with progress.reporting(lambda message: recorder(
+                StatusEvent(type="status", status="loading", message=message))):
+            trainer = Trainer(cfg, dataset, emit_every=emit_every)
         if state is not None:
             trainer.restore(state)
             del state
