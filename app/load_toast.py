@@ -49,14 +49,18 @@ def load_toast(name: str) -> Iterator[None]:
     watcher = threading.Thread(target=show, name="load-toast", daemon=True)
     add_script_run_ctx(watcher, ctx)
     watcher.start()
+    loaded = False
     try:
         with progress.reporting(lambda message: said.__setitem__("text", message)):
             yield
+        loaded = True
     finally:
         stop.set()
         watcher.join()
-        done = f"Loaded {name}"  # the last word, and the toast goes
+        # the last word, and the toast goes; a failure is the page's to say
+        done = (f"Loaded {name}", ":material/check_circle:") if loaded else (
+            f"Could not load {name}", ":material/error:")
         if "toast" in toast:
-            toast["toast"].toast(done, icon=":material/check_circle:")
+            toast["toast"].toast(done[0], icon=done[1])
         elif said["text"]:  # it spoke, though too briefly for the watcher to show it
-            st.toast(done, icon=":material/check_circle:")
+            st.toast(done[0], icon=done[1])

@@ -92,3 +92,17 @@ def test_the_app_shows_a_first_load_in_a_toast(folder, runs_dir, says_everything
     at.run()  # loaded: no toast again
     no_exception(at)
     assert not [t.value for t in at.toast if "Loaded" in t.value]
+
+
+def test_a_load_that_fails_after_reading_says_so_in_its_toast(tmp_path, runs_dir,
+                                                            says_everything):
+    broken = tmp_path / "broken"
+    for name in ("a", "b"):
+        for i in range(150):
+            fx.write_corrupt(broken / name / f"{i}.png")
+    at = app().run()
+    at.sidebar.selectbox(key="data_name").set_value("folder").run()
+    at.sidebar.text_input(key="data_root").set_value(str(broken)).run()
+    no_exception(at)
+    assert f"Could not load {broken}" in [t.value for t in at.toast]
+    assert not [t.value for t in at.toast if t.value.startswith("Loaded")]
