@@ -40,8 +40,9 @@ def load_toast(name: str) -> Iterator[None]:
             if text and text != shown:
                 shown = text
                 body = f"Loading {name}: {text}"
-                if "toast" in toast:
-                    toast["toast"].toast(body, icon=":material/hourglass_top:")
+                if "toast" in toast:  # until the last word: a phase may outlast a short toast
+                    toast["toast"].toast(body, icon=":material/hourglass_top:",
+                                         duration="infinite")
                 else:
                     toast["toast"] = st.toast(body, icon=":material/hourglass_top:",
                                               duration="infinite")
