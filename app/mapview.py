@@ -218,7 +218,7 @@ def test_paths(run_id: str) -> list[str] | None:
 
 def pictures(snap: Snapshot, rows: Sequence[int], size: int) -> list[np.ndarray] | None:
     """(H, W, 3) pictures of snapshot rows about ``size`` px across: the original files of an
-    image folder on this machine (a photo, not its 32-px training copy), else the snapshot's
+    image folder on this machine (a photo, not the small copy it trained on), else the snapshot's
     own images enlarged; None when there are neither."""
     paths = test_paths(snap.run_id)
     if paths is not None:

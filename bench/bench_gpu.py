@@ -273,6 +273,8 @@ def part(bench: str, run: Callable[..., None], *args: object) -> None:
         run(*args)
     except Exception as exc:  # noqa: BLE001 — a GPU session is too short to lose the rest
         emit(bench=bench, error=f"{type(exc).__name__}: {exc}")
+    if torch.cuda.is_available():  # what a failed part held, for the next one
+        torch.cuda.empty_cache()
 
 
 def table_rows() -> None:
