@@ -199,10 +199,12 @@ def precision(snap: Snapshot, idx: np.ndarray, row: int, colouring: str) -> floa
     return float(precision_at_k(codes[idx][None, :], codes[[row]])[0])
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def test_paths(run_id: str) -> list[str] | None:
     """The file of each test image of the run's data set (an image folder on this machine),
-    or None (built-in data, a folder that is not here, files that could not be matched)."""
+    or None (built-in data, a folder that is not here, files that could not be matched).
+    One list a process, read by every gallery (not copied at each read, as ``st.cache_data``
+    would): do not change it."""
     from engine.data.loading import data_key
     from engine.encoder.embeddings import file_paths
 

@@ -147,7 +147,7 @@ def clear_memory_cache() -> None:
 
 def cache_path(cfg: DataConfig) -> Path:
     """Where the decoded form of ``cfg`` is (or will be) cached on disk."""
-    return _cache_file(cfg, _cache_key(cfg))
+    return _cache_file(cfg, data_key(cfg))
 
 
 # ---- the entry point -------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def load_dataset(cfg: DataConfig, *, use_cache: bool = True) -> Dataset:
         ds = _prepare(loader(cfg), cfg)
         return _with_labels(ds, cfg)
 
-    key = _cache_key(cfg)
+    key = data_key(cfg)
     with _lock_for(key):
         ds = _memory_get(key)
         if ds is None:
@@ -251,10 +251,6 @@ def _root_fingerprint(root: str) -> dict[str, Any] | None:
 
 def data_key(cfg: DataConfig) -> str:
     """The key ``cfg``'s data set is cached under, as its files are now (``Dataset.key``)."""
-    return _cache_key(cfg)
-
-
-def _cache_key(cfg: DataConfig) -> str:
     key = {
         "version": CACHE_VERSION,
         "name": cfg.name,
